@@ -1,0 +1,3 @@
+from bayesnas.cli import main
+
+main()

@@ -1,0 +1,158 @@
+"""The ``bayesnas`` command line: thin click commands over the library.
+
+Every user error is one line on stderr and exit status 2; Ctrl-C during a search writes a
+checkpoint and exits 130 with the command that resumes it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bayesnas.errors import UserError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="bayesnas")
+def cli() -> None:
+    """Posterior-guided one-shot neural architecture search (PGNAS) as a Pyro program."""
+
+
+_POSITIVE_INT = click.IntRange(min=0)
+
+
+@cli.command()
+@click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist | imagenet  [cifar10]")
+@click.option("--space", help="Search space: nb201 | resnet  [nb201]")
+@click.option(
+    "--preset",
+    type=click.Choice(["quick", "paper", "bench"]),
+    help="quick: minutes on a laptop CPU (Fashion-MNIST); paper: the PGNAS paper's "
+    "settings; bench: NAS-Bench-201 search settings (C=16, N=5, 25k/25k split).",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["posterior", "uniform"]),
+    help="posterior: learn q(architecture) by SVI; uniform: keep q uniform (baseline).",
+)
+@click.option("--epochs", type=_POSITIVE_INT, help="Passes over the search-train split.")
+@click.option("--batch-size", type=_POSITIVE_INT, help="Images per SVI step.")
+@click.option("--lr", type=float, help="Initial learning rate of the weights (cosine to 0).")
+@click.option("--gate-lr", type=float, help="Initial learning rate of the gate logits.")
+@click.option(
+    "--warmup", type=float, help="Fraction of steps that train weights with frozen gates."
+)
+@click.option("--channels", type=_POSITIVE_INT, help="nb201: channels C of the first stage.")
+@click.option("--cells", type=_POSITIVE_INT, help="nb201: cells N per stage.")
+@click.option("--width", type=_POSITIVE_INT, help="resnet: base width (96 = the paper's 26.2 M).")
+@click.option("--blocks", type=_POSITIVE_INT, help="resnet: blocks per stage (paper: 4).")
+@click.option("--tau", type=float, help="Concrete temperature at the start.")
+@click.option("--tau-final", type=float, help="Concrete temperature at the end (linear anneal).")
+@click.option("--init-drop", type=float, help="Initial drop probability of Bernoulli groups.")
+@click.option(
+    "--prior-l2",
+    "--l2",
+    "prior_l2",
+    type=float,
+    help="Precision l^2 of the Gaussian weight prior (the paper's l2).",
+)
+@click.option("--kl-n", type=int, help="N of Eq. 15 (KL scale); default 10x the search-train size.")
+@click.option("--seed", type=int, help="Seed of initialisation, data order and gate noise.")
+@click.option("--device", help="auto | cpu | cuda | cuda:N  [auto]")
+@click.option(
+    "--data-root",
+    type=click.Path(path_type=Path),
+    help="Where the data set lies (else $BAYESNAS_DATA, ~/.cache/bayesnas, Debian's path).",
+)
+@click.option("--val-fraction", type=float, help="Held-out share of the training set [0.5].")
+@click.option("--train-size", type=int, help="Use at most this many search-train images.")
+@click.option("--val-size", type=int, help="Use at most this many validation images.")
+@click.option("--eval-size", type=int, help="Validation images scored after each epoch [10000].")
+@click.option("--workers", type=_POSITIVE_INT, help="Data-loading workers (ImageNet).")
+@click.option("--checkpoint-minutes", type=float, help="Also checkpoint mid-epoch this often [10].")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Run directory [runs/<dataset>-<space>-<timestamp>].",
+)
+@click.option(
+    "--resume", type=click.Path(path_type=Path), help="Continue the run in this directory."
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def search(**opts) -> None:
+    """Estimate the posterior over (architecture, weights) of a super-network by SVI."""
+    from bayesnas.config import SPACE_OPTIONS, build_config
+    from bayesnas.rundir import default_run_dir
+    from bayesnas.search import run_search
+
+    resume, force, out, progress = (opts.pop(k) for k in ("resume", "force", "out", "progress"))
+    space_options = {k: opts.pop(k) for names in SPACE_OPTIONS.values() for k in names}
+    preset = opts.pop("preset")
+    if opts["data_root"] is not None:
+        opts["data_root"] = str(opts["data_root"])
+    if resume is not None:
+        given = [
+            k
+            for k, v in {**opts, **space_options, "preset": preset, "out": out}.items()
+            if v is not None and k != "device"
+        ]
+        if given:
+            names = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise UserError(
+                f"{names} cannot change a run being resumed (its config.json rules); "
+                "only --device may"
+            )
+        summary = run_search(None, resume, resume=True, progress=progress, device=opts["device"])
+    else:
+        config = build_config(preset, space_options=space_options, **opts)
+        run_dir = out or default_run_dir(config.dataset, config.space)
+        click.echo(f"run directory: {run_dir}", err=True)
+        summary = run_search(config, run_dir, force=force, progress=progress)
+    minutes, seconds = divmod(round(summary["seconds"]), 60)
+    click.echo(
+        f"posterior written to {summary['path']} ({minutes}m{seconds:02d}s)\n"
+        f"posterior mode: {summary['mode']}\n"
+        f"validation accuracy of the mode: {summary['mode_val_acc']:.2%} "
+        f"on {summary['dataset']['val_images']} held-out images"
+    )
+
+
+@cli.command("spaces")
+def spaces_command() -> None:
+    """List the registered search spaces."""
+    from bayesnas.spaces import create_space, list_spaces
+
+    for name in list_spaces():
+        net = create_space(name)
+        click.echo(f"{name:8s} {type(net).__doc__.splitlines()[0]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI, turning user errors into one line and exit 2."""
+    from bayesnas.search import Interrupted
+
+    try:
+        code = cli.main(args=argv, prog_name="bayesnas", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("bayesnas: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"bayesnas: error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except UserError as exc:
+        click.echo(f"bayesnas: error: {exc}", err=True)
+        sys.exit(2)
+    except Interrupted as exc:
+        click.echo(
+            f"bayesnas: interrupted; checkpoint written. Resume with: "
+            f"bayesnas search --resume {exc.args[0]}",
+            err=True,
+        )
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("bayesnas: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,166 @@
+"""The search configuration: one frozen dataclass, presets, and validation of user values."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from bayesnas.errors import UserError
+
+SPACE_OPTIONS = {"nb201": ("channels", "cells"), "resnet": ("width", "blocks")}
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that determines a search; saved as config.json and in every checkpoint."""
+
+    dataset: str = "cifar10"
+    space: str = "nb201"
+    space_options: dict[str, int] = field(default_factory=dict)  # channels/cells, width/blocks
+    sampler: str = "posterior"  # posterior: learn q(arch); uniform: single-path, q fixed uniform
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 0.025  # SGD, Nesterov momentum 0.9, cosine to 0 over all steps (per step)
+    gate_lr: float = 0.025  # learning rate of the gate logits (the paper uses one lr for both)
+    warmup: float = 0.0  # fraction of steps in which the gates stay frozen while weights train
+    tau: float = 1.0  # Concrete temperature at the start ...
+    tau_final: float = 1.0  # ... annealed linearly to this by the last step
+    init_drop: float = 0.1  # initial drop probability p of every Bernoulli group (paper)
+    prior_l2: float = 50.0  # l^2, the precision of the Gaussian weight prior (paper's "l2")
+    kl_n: int | None = None  # N of Eq. 15; None: 10 x the search-train size (paper: 5e5 on CIFAR)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    data_root: str | None = None
+    val_fraction: float = 0.5  # held-out share of the training set (the test set is never used)
+    train_size: int | None = None  # cap on search-train images (None: the whole split)
+    val_size: int | None = None  # cap on validation images
+    eval_size: int | None = 10000  # validation images scored after each epoch (all at the end)
+    augmentation: dict[str, Any] | None = None  # pad, flip, cutout; None: the data set's defaults
+    workers: int | None = None  # DataLoader workers (ImageNet)
+    checkpoint_minutes: float = 10.0  # also checkpoint mid-epoch this often
+    preset: str | None = None
+
+    def with_updates(self, **changes: Any) -> SearchConfig:
+        """A copy with ``changes`` applied (None values ignored), validated."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **changes).validated()
+
+    def validated(self) -> SearchConfig:
+        """Self, after checking every value; UserError names the first bad one."""
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size}
+        for name, value in positive.items():
+            if value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        for name in ("lr", "tau", "tau_final", "prior_l2"):
+            if not getattr(self, name) > 0:
+                raise UserError(
+                    f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}"
+                )
+        if self.gate_lr < 0:
+            raise UserError(f"--gate-lr must be >= 0, got {self.gate_lr}")
+        if not 0 <= self.warmup < 1:
+            raise UserError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if not 0 < self.init_drop < 1:
+            raise UserError(f"--init-drop must lie in (0, 1), got {self.init_drop}")
+        if not 0 < self.val_fraction < 1:
+            raise UserError(f"--val-fraction must lie in (0, 1), got {self.val_fraction}")
+        for name in ("kl_n", "train_size", "val_size", "eval_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.sampler not in ("posterior", "uniform"):
+            raise UserError(f"--sampler must be posterior or uniform, got {self.sampler!r}")
+        from bayesnas.data import DATASETS
+        from bayesnas.spaces import create_space
+
+        if self.dataset not in DATASETS:
+            raise UserError(
+                f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}"
+            )
+        allowed = SPACE_OPTIONS.get(self.space, ())
+        for name, value in self.space_options.items():
+            if name not in allowed:
+                raise UserError(
+                    f"--{name} does not apply to space {self.space!r} (it takes {allowed})"
+                )
+            if value < 1:
+                raise UserError(f"--{name} must be at least 1, got {value}")
+        create_space(self.space, **self.space_options)  # raises UserError for unknown spaces
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SearchConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UserError(f"configuration has unknown fields {sorted(unknown)}: newer bayesnas?")
+        return cls(**data)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # a few minutes on a laptop CPU: a small NB201 net on a slice of the data
+    "quick": dict(
+        dataset="fashion-mnist",
+        space="nb201",
+        space_options={"channels": 16, "cells": 1},
+        epochs=1,
+        batch_size=128,
+        lr=0.05,
+        gate_lr=0.05,
+        warmup=0.0,
+        tau=1.0,
+        tau_final=1.0,
+        train_size=25600,
+        val_size=10000,
+        eval_size=10000,
+    ),
+    # METHOD.md's hyper-parameters: SupNet-M on CIFAR, 1800 epochs, tau 0.2, l2 50, N 5e5
+    "paper": dict(
+        space="resnet",
+        space_options={"width": 96, "blocks": 4},
+        epochs=1800,
+        batch_size=128,
+        lr=0.01,
+        gate_lr=0.01,
+        tau=0.2,
+        tau_final=0.2,
+        init_drop=0.1,
+        prior_l2=50.0,
+        kl_n=500_000,
+    ),
+    # the settings NAS-Bench-201 papers search with: C=16, N=5, 25k/25k CIFAR-10 split
+    "bench": dict(
+        dataset="cifar10",
+        space="nb201",
+        space_options={"channels": 16, "cells": 5},
+        epochs=50,
+        batch_size=64,
+        lr=0.025,
+        gate_lr=0.025,
+        tau=1.0,
+        tau_final=0.5,
+        train_size=25000,
+        val_size=25000,
+        augmentation={"pad": 4, "flip": True, "cutout": 0},
+    ),
+}
+
+
+def build_config(preset: str | None, **overrides: Any) -> SearchConfig:
+    """Defaults, then the preset, then the user's explicit values (None means unset)."""
+    base = SearchConfig()
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        base = dataclasses.replace(base, preset=preset, **PRESETS[preset])
+    space_options = dict(base.space_options)
+    if overrides.get("space") not in (None, base.space):
+        space_options = {}
+    space_options.update(
+        {k: v for k, v in overrides.pop("space_options", {}).items() if v is not None}
+    )
+    return base.with_updates(space_options=space_options, **overrides)

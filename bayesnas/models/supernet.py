@@ -1,0 +1,59 @@
+"""The PGNAS model: an architecture prior, a Gaussian weight prior and a categorical likelihood.
+
+Written so that (1/N) x the negative ELBO under the variational-dropout guide is the paper's
+Eq. 15 (METHOD.md): the gate site and the gated weight prior sit in ``poutine.scale(1/N)``
+inside the subsampled data plate, so both are counted once per data set of size N.
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from pyro.nn import PyroModule
+
+from bayesnas.spaces.base import SuperNet
+
+ARCH_SITE = "arch"  # the one sample site holding every gate of the super-network
+
+
+class SuperNetModel(PyroModule):
+    """p(gates) p(weights) p(labels | images, gates, weights) over a super-network.
+
+    The weights are parameters (a point-mass guide), so their Gaussian prior of length scale
+    ``l`` enters as ``pyro.factor`` terms: -l^2/2 * a_k ||m_k||^2 for gated weights at the
+    drawn gates, -l^2/2 ||m||^2 for the rest.
+    """
+
+    def __init__(self, net: SuperNet, num_data: int, prior_l2: float):
+        super().__init__()
+        self.net = net
+        self.num_data = int(num_data)
+        self.prior_l2 = float(prior_l2)
+        self.last_logits: torch.Tensor | None = None  # latest forward's logits, for train accuracy
+
+    def forward(
+        self,
+        images: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_draws: int = 1,
+    ) -> torch.Tensor:
+        """Score a batch; without images, draw ``num_draws`` architectures from the prior only."""
+        batch = num_draws if images is None else images.shape[0]
+        device = self.net.stem[0].weight.device
+        subsample = torch.arange(batch, device=device)
+        with pyro.plate("data", self.num_data, subsample=subsample):
+            with poutine.scale(scale=1.0 / self.num_data):
+                prior = self.net.layout.prior(batch, device, torch.float32)
+                gates = pyro.sample(ARCH_SITE, prior)
+                if images is None:
+                    return gates
+                sq_norms = self.net.gated_sq_norms().flatten()
+                penalty = gates.flatten(1).to(sq_norms.dtype) @ sq_norms
+                pyro.factor("gated_weight_prior", -0.5 * self.prior_l2 * penalty)
+            logits = self.net(images, gates)
+            self.last_logits = logits.detach()
+            pyro.sample("labels", dist.Categorical(logits=logits.float()), obs=labels)
+        pyro.factor("weight_prior", -0.5 * self.prior_l2 * self.net.ungated_sq_norm())
+        return logits

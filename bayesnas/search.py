@@ -1,0 +1,353 @@
+"""The SVI search: train the super-network's posterior, log each epoch, checkpoint, resume.
+
+Lifecycle (NNI-style): ``Searcher(config, run_dir)`` builds data and program, optionally
+``load_state_dict(checkpoint)``, then ``run()`` trains to the end and writes posterior.pt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from bayesnas import rundir
+from bayesnas.config import SearchConfig
+from bayesnas.data import build_search_data
+from bayesnas.errors import UserError
+from bayesnas.evaluate import evaluate_architecture
+from bayesnas.program import Program, build_program
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a search: a checkpoint was written, the run can be resumed."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without it is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+def rng_state() -> dict[str, Any]:
+    """All random states a step consumes (torch CPU and CUDA, Python, NumPy)."""
+    state = {"pyro": pyro.util.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    pyro.util.set_rng_state(state["pyro"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _without_device(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != "device"}
+
+
+def cosine(base: float, step: int, total: int) -> float:
+    """Cosine decay from ``base`` to 0 over ``total`` steps (per step, as SGDR without restarts)."""
+    return 0.5 * base * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+class Searcher:
+    """Runs one search in ``run_dir`` (which must already hold config.json)."""
+
+    def __init__(self, config: SearchConfig, run_dir: Path, progress: bool = True):
+        self.config, self.run_dir, self.show_progress = config, Path(run_dir), progress
+        self.device = resolve_device(config.device)
+        pyro.set_rng_seed(config.seed)
+        self.train_data, self.val_data, self.info = build_search_data(
+            config.dataset,
+            config.data_root,
+            device=self.device,
+            val_fraction=config.val_fraction,
+            split_seed=config.seed,
+            train_size=config.train_size,
+            val_size=config.val_size,
+            augmentation=config.augmentation,
+            workers=config.workers,
+        )
+        self.kl_n = config.kl_n or 10 * len(self.train_data)
+        self.program: Program = build_program(
+            config, self.info.num_classes, self.info.channels, self.kl_n
+        )
+        self.program.elbo.to(self.device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            self.program.net.to(memory_format=torch.channels_last)
+        self.weights = [p for p in self.program.model.parameters() if p.requires_grad]
+        groups = [{"params": self.weights, "lr": config.lr, "base_lr": config.lr}]
+        if config.sampler == "posterior":
+            gate = self.program.guide.gate_logits
+            groups.append({"params": [gate], "lr": config.gate_lr, "base_lr": config.gate_lr})
+        self.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
+        self.steps_per_epoch = self.train_data.steps_per_epoch(config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.epoch = self.step_in_epoch = 0
+        self.elapsed = 0.0
+        self.sums = self._zero_sums()
+        self._stop_requested = False
+
+    # -- state ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs, as plain data."""
+        return {
+            "format": rundir.FORMAT_VERSION,
+            "kind": "checkpoint",
+            "config": self.config.to_json(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "model": self.program.model.state_dict(),
+            "guide": self.program.guide.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(),
+            "sums": {k: float(v) for k, v in self.sums.items()},
+            "elapsed": self.elapsed,
+            "versions": rundir.versions(self.device),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if _without_device(state.get("config", {})) != _without_device(self.config.to_json()):
+            raise UserError("checkpoint.pt was written for another configuration than config.json")
+        try:
+            self.program.model.load_state_dict(state["model"])
+            self.program.guide.load_state_dict(state["guide"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise UserError(f"checkpoint.pt does not fit this network: {str(exc)[:200]}") from None
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.sums = {k: torch.tensor(v, device=self.device) for k, v in state["sums"].items()}
+        self.elapsed = state["elapsed"]
+        set_rng_state(state["rng"])
+
+    def _save_checkpoint(self) -> None:
+        rundir.save_torch(self.run_dir / rundir.CHECKPOINT, self.state_dict())
+        self._last_checkpoint = time.monotonic()
+
+    # -- training ---------------------------------------------------------------------------
+
+    def _zero_sums(self) -> dict[str, torch.Tensor]:
+        names = ("loss", "nll", "correct", "images", "steps")
+        return {k: torch.zeros((), device=getattr(self, "device", "cpu")) for k in names}
+
+    def _schedule(self, step: int) -> float:
+        """Set the learning rates and temperature for global ``step``; returns tau."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = cosine(group["base_lr"], step, self.total_steps)
+        c = self.config
+        tau = c.tau + (c.tau_final - c.tau) * step / max(1, self.total_steps - 1)
+        self.program.guide.temperature = tau
+        return tau
+
+    def _step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> None:
+        """One SVI step on a batch: Eq. 15, backward, SGD (gates frozen during warm-up)."""
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.cuda):
+            loss = self.program.loss(images, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if step < self.config.warmup * self.total_steps:
+            self.program.guide.gate_logits.grad = None
+        self.optimizer.step()
+        logits = self.program.model.last_logits.float()
+        s = self.sums
+        s["loss"] += loss.detach()
+        s["nll"] += F.cross_entropy(logits, labels, reduction="sum")
+        s["correct"] += (logits.argmax(1) == labels).sum()
+        s["images"] += labels.numel()
+        s["steps"] += 1
+
+    def _handle_sigint(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self._stop_requested = True
+
+    def run(self) -> Path:
+        """Train from the current state to the last epoch; returns the path of posterior.pt."""
+        previous = signal.signal(signal.SIGINT, self._handle_sigint)
+        self._last_checkpoint = time.monotonic()
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.epoch * self.steps_per_epoch + self.step_in_epoch,
+            unit="step",
+            disable=not self.show_progress,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        )
+        try:
+            while self.epoch < self.config.epochs:
+                self._run_epoch(bar)
+        finally:
+            bar.close()
+            signal.signal(signal.SIGINT, previous)
+        return self._finish()
+
+    def _run_epoch(self, bar: tqdm) -> None:
+        c = self.config
+        started, images_before = time.monotonic(), float(self.sums["images"])
+        batches = self.train_data.train_batches(
+            c.batch_size, self.epoch, c.seed, self.step_in_epoch
+        )
+        last_shown = 0.0
+        for images, labels in batches:
+            step = self.epoch * self.steps_per_epoch + self.step_in_epoch
+            tau = self._schedule(step)
+            self._step(images, labels, step)
+            self.step_in_epoch += 1
+            bar.update(1)
+            now = time.monotonic()
+            if now - last_shown > 1.0 and bar.disable is False:
+                last_shown = now
+                seen = float(self.sums["images"]) - images_before
+                bar.set_postfix_str(
+                    f"epoch {self.epoch + 1}/{c.epochs} loss {float(self.sums['loss'] / self.sums['steps']):.3f} "
+                    f"acc {float(self.sums['correct'] / self.sums['images']):.1%} tau {tau:.2f} "
+                    f"{seen / (now - started):.0f} img/s",
+                    refresh=False,
+                )
+            if self._stop_requested:
+                self.elapsed += time.monotonic() - started
+                self._save_checkpoint()
+                raise Interrupted(self.run_dir)
+            if now - self._last_checkpoint > 60 * c.checkpoint_minutes:
+                self.elapsed += now - started
+                started = now
+                self._save_checkpoint()
+        seconds = time.monotonic() - started
+        self.elapsed += seconds
+        row = self._epoch_metrics(seconds, float(self.sums["images"]) - images_before)
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.sums = self._zero_sums()
+        rundir.truncate_metrics(self.run_dir, self.epoch - 1)
+        rundir.append_metrics(self.run_dir, row)
+        self._save_checkpoint()
+
+    def _epoch_metrics(self, seconds: float, images: float) -> dict[str, Any]:
+        """The metrics.jsonl row of the epoch just trained."""
+        s, p = self.sums, self.program
+        steps, seen = max(1.0, float(s["steps"])), max(1.0, float(s["images"]))
+        loss, nll = float(s["loss"]) / steps, float(s["nll"]) / seen
+        kl = float(p.kl().detach()) / self.kl_n
+        limit = None if self.config.eval_size is None else -(-self.config.eval_size // 256)
+        val = evaluate_architecture(
+            p.net, p.mode(), islice(self.val_data.eval_batches(256), limit), autocast=self.cuda
+        )
+        return {
+            "epoch": self.epoch + 1,
+            "step": (self.epoch + 1) * self.steps_per_epoch,
+            "elbo": -loss,
+            "nll": nll,
+            "kl": kl,
+            "weight_prior": loss - nll - kl,
+            "train_acc": float(s["correct"]) / seen,
+            "val_acc": val["accuracy"],
+            "val_nll": val["nll"],
+            "val_images": val["images"],
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "tau": p.guide.temperature,
+            "gates": p.net.gate_statistics(p.guide.gate_logits),
+            "images_per_s": images / max(seconds, 1e-9),
+            "seconds": seconds,
+        }
+
+    def _finish(self) -> Path:
+        """Score the posterior mode on the whole validation split and write posterior.pt."""
+        p = self.program
+        mode = p.mode()
+        val = evaluate_architecture(
+            p.net, mode, self.val_data.eval_batches(256), autocast=self.cuda
+        )
+        payload = {
+            "format": rundir.FORMAT_VERSION,
+            "kind": "posterior",
+            "config": self.config.to_json(),
+            "space": p.net.space_name,
+            "space_config": p.net.config,
+            "kl_n": self.kl_n,
+            "dataset": {
+                "name": self.info.name,
+                "num_classes": self.info.num_classes,
+                "channels": self.info.channels,
+                "train_images": len(self.train_data),
+                "val_images": len(self.val_data),
+            },
+            "net": p.net.state_dict(),
+            "gate_logits": p.guide.gate_logits.detach().cpu(),
+            "mode": p.net.describe(mode),
+            "mode_val_acc": val["accuracy"],
+            "mode_val_nll": val["nll"],
+            "gates": p.net.gate_statistics(p.guide.gate_logits),
+            "seconds": self.elapsed,
+            "versions": rundir.versions(self.device),
+        }
+        path = self.run_dir / rundir.POSTERIOR
+        rundir.save_torch(path, payload)
+        return path
+
+
+def _resumed(run_dir: Path, progress: bool, device: str | None) -> Searcher:
+    """A Searcher restored from a run's config.json and its latest checkpoint."""
+    try:
+        saved = json.loads((run_dir / rundir.CONFIG).read_text())
+        config = SearchConfig.from_json(saved["config"]).with_updates(device=device)
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"{run_dir / rundir.CONFIG} is corrupt; cannot resume") from None
+    if (run_dir / rundir.POSTERIOR).is_file():
+        raise UserError(f"{run_dir} is finished (posterior.pt exists); nothing to resume")
+    searcher = Searcher(config, run_dir, progress)
+    if (run_dir / rundir.CHECKPOINT).is_file():
+        searcher.load_state_dict(rundir.load_torch(run_dir / rundir.CHECKPOINT, "checkpoint"))
+    return searcher
+
+
+def run_search(
+    config: SearchConfig | None,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Start (or resume) a search in ``run_dir``; returns a summary of its posterior."""
+    if resume and not (run_dir / rundir.CONFIG).is_file():
+        raise UserError(f"{run_dir} is not a bayesnas run (no {rundir.CONFIG}); nothing to resume")
+    if not resume:
+        searcher = Searcher(config, run_dir, progress)  # loads the data before any file is written
+        rundir.create(run_dir)
+    with rundir.locked(run_dir):
+        if resume:
+            searcher = _resumed(run_dir, progress, device)
+        else:
+            rundir.check_fresh(run_dir, force)
+            rundir.write_json(
+                run_dir / rundir.CONFIG,
+                {
+                    "config": config.to_json(),
+                    "kl_n": searcher.kl_n,
+                    "versions": rundir.versions(searcher.device),
+                },
+            )
+        payload = rundir.load_torch(searcher.run(), "posterior")
+    summary = {k: payload[k] for k in ("mode", "mode_val_acc", "seconds", "dataset")}
+    return summary | {"path": run_dir / rundir.POSTERIOR}

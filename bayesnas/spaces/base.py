@@ -1,0 +1,75 @@
+"""The interface every hybrid super-network (search space) implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+from bayesnas.gates import GateLayout
+
+
+class SuperNet(nn.Module, ABC):
+    """A weight-sharing network whose sub-networks are selected by a gate tensor.
+
+    Gates come in two forms: ``forward(images, gates)`` takes one (possibly relaxed) gate tensor
+    per example, as in training; ``forward_architecture(images, arch)`` takes one hard gate tensor
+    shared by the batch and computes only what it keeps, as in ranking and serving.
+    """
+
+    space_name: str
+    layout: GateLayout
+
+    def __init__(self, **config: Any):
+        super().__init__()
+        self.config = config
+
+    @abstractmethod
+    def init_gate_logits(self, init_drop: float) -> torch.Tensor:
+        """The guide's initial gate parameters (keep-logits per group, or op logits per edge)."""
+
+    @abstractmethod
+    def forward(self, images: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        """Class logits with per-example gates ``[B, *layout.shape]``."""
+
+    @abstractmethod
+    def forward_architecture(self, images: torch.Tensor, arch: torch.Tensor) -> torch.Tensor:
+        """Class logits of one sub-network ``arch`` (hard gates); dropped parts cost nothing."""
+
+    @abstractmethod
+    def gated_sq_norms(self) -> torch.Tensor:
+        """Squared norm of the weights each gate element switches, shaped ``layout.shape``."""
+
+    @abstractmethod
+    def canonical(self, arch: torch.Tensor) -> torch.Tensor:
+        """The hard gate tensor with every part that cannot affect the output switched off."""
+
+    @abstractmethod
+    def mode(self, gate_logits: torch.Tensor) -> torch.Tensor:
+        """The most probable architecture under the guide's parameters."""
+
+    @abstractmethod
+    def describe(self, arch: torch.Tensor) -> str:
+        """The architecture in the space's notation (e.g. a NAS-Bench-201 string)."""
+
+    @abstractmethod
+    def gate_statistics(self, gate_logits: torch.Tensor) -> dict[str, Any]:
+        """Per edge or group: keep or op probabilities and entropies, as plain JSON data."""
+
+    def ungated_sq_norm(self) -> torch.Tensor:
+        """Squared norm of the conv and linear weights no gate switches (Gaussian prior only)."""
+        gated = {id(p) for p in self.gated_parameters()}
+        total = torch.zeros((), device=self._device())
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d | nn.Linear) and id(module.weight) not in gated:
+                total = total + module.weight.square().sum()
+        return total
+
+    @abstractmethod
+    def gated_parameters(self) -> list[nn.Parameter]:
+        """The weights that sit under a gate (their prior is charged by ``gated_sq_norms``)."""
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device

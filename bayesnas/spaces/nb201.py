@@ -1,0 +1,213 @@
+"""The NAS-Bench-201 cell space: 4-node cells with 6 edges, one of 5 ops per edge.
+
+The macro skeleton is the benchmark's: a 3x3 stem conv to C, three stages of N cells at C, 2C
+and 4C joined by residual reduction blocks, then BN-ReLU, global pooling and a linear head. All
+cells share one architecture, so the gate is one categorical variable per edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from bayesnas.gates import GateLayout
+from bayesnas.spaces import register_space
+from bayesnas.spaces.base import SuperNet
+from bayesnas.spaces.layers import BoxAverage3x3, ReLUConvBN, ResidualReduction
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NONE, SKIP, CONV1, CONV3, POOL = range(len(OPS))
+EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to node, from node), string order
+
+
+class Cell(nn.Module):
+    """A NAS-Bench-201 cell holding every candidate op of every edge."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1x1 = nn.ModuleList(ReLUConvBN(channels, channels, 1) for _ in EDGES)
+        self.conv3x3 = nn.ModuleList(ReLUConvBN(channels, channels, 3) for _ in EDGES)
+        self.pool = BoxAverage3x3(channels)
+
+    def apply_op(self, edge: int, op: int, x: torch.Tensor, pooled=None) -> torch.Tensor:
+        """Output of candidate ``op`` on ``edge`` (never called for 'none')."""
+        if op == SKIP:
+            return x
+        if op == POOL:
+            return self.pool(x) if pooled is None else pooled
+        return (self.conv1x1 if op == CONV1 else self.conv3x3)[edge](x)
+
+    def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Per-example mixture of every computed op; ``weights`` is ``[B, 6, 5]``."""
+        nodes, pooled = [x], [self.pool(x)]  # a node's pooling is shared by its out-edges
+        for node in (1, 2, 3):
+            total = 0
+            for edge, (to, src) in enumerate(EDGES):
+                if to != node:
+                    continue
+                for op in (SKIP, CONV1, CONV3, POOL):
+                    w = weights[:, edge, op].view(-1, 1, 1, 1)
+                    total = total + w * self.apply_op(edge, op, nodes[src], pooled[src])
+            nodes.append(total)
+            if node < 3:
+                pooled.append(self.pool(total))
+        return nodes[3]
+
+    def forward_ops(self, x: torch.Tensor, ops: tuple[int, ...]) -> torch.Tensor:
+        """One architecture: only the chosen ops on edges that reach the output are computed."""
+        live = _live_nodes(ops)
+        nodes: list[torch.Tensor | None] = [x, None, None, None]
+        for edge, (to, src) in enumerate(EDGES):
+            op = ops[edge]
+            if op == NONE or not live[to]:
+                continue
+            inp = nodes[src]
+            if inp is None:  # a zero node: pooling and skip give zero, a conv gives its BN shift
+                if op in (SKIP, POOL):
+                    continue
+                inp = torch.zeros_like(x)
+            out = self.apply_op(edge, op, inp)
+            nodes[to] = out if nodes[to] is None else nodes[to] + out
+        return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
+
+
+def _live_nodes(ops: tuple[int, ...]) -> list[bool]:
+    """Which nodes feed the cell output through edges that are not 'none'."""
+    live = [False, False, False, True]
+    for edge in reversed(range(len(EDGES))):
+        to, src = EDGES[edge]
+        if ops[edge] != NONE and live[to]:
+            live[src] = True
+    return live
+
+
+class NB201Net(SuperNet):
+    """NAS-Bench-201 super-network with C channels and N cells per stage."""
+
+    space_name = "nb201"
+
+    def __init__(
+        self, channels: int = 16, cells: int = 5, num_classes: int = 10, in_channels: int = 3
+    ):
+        super().__init__(
+            channels=channels, cells=cells, num_classes=num_classes, in_channels=in_channels
+        )
+        self.layout = GateLayout("categorical", (len(EDGES), len(OPS)))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+        )
+        layers: list[nn.Module] = []
+        width = channels
+        for stage in range(3):
+            if stage:
+                layers.append(ResidualReduction(width, 2 * width))
+                width *= 2
+            layers.extend(Cell(width) for _ in range(cells))
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(width, num_classes),
+        )
+
+    def _run(self, images: torch.Tensor, cell_fn) -> torch.Tensor:
+        x = self.stem(images)
+        for layer in self.layers:
+            x = cell_fn(layer, x) if isinstance(layer, Cell) else layer(x)
+        return self.head(x)
+
+    def forward(self, images: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        gates = gates.to(images.dtype) if images.is_floating_point() else gates
+        return self._run(images, lambda cell, x: cell.forward_mixture(x, gates))
+
+    def forward_architecture(self, images: torch.Tensor, arch: torch.Tensor) -> torch.Tensor:
+        ops = tuple(int(i) for i in arch.argmax(-1).tolist())
+        return self._run(images, lambda cell, x: cell.forward_ops(x, ops))
+
+    def cells(self) -> list[Cell]:
+        return [layer for layer in self.layers if isinstance(layer, Cell)]
+
+    def gated_parameters(self) -> list[nn.Parameter]:
+        return [m.conv.weight for c in self.cells() for m in (*c.conv1x1, *c.conv3x3)]
+
+    def gated_sq_norms(self) -> torch.Tensor:
+        weight = self.stem[0].weight
+        norms = torch.zeros(self.layout.shape, device=weight.device, dtype=weight.dtype)
+        for cell in self.cells():
+            for edge in range(len(EDGES)):
+                norms[edge, CONV1] += cell.conv1x1[edge].conv.weight.square().sum()
+                norms[edge, CONV3] += cell.conv3x3[edge].conv.weight.square().sum()
+        return norms
+
+    def init_gate_logits(self, init_drop: float) -> torch.Tensor:
+        return torch.zeros(self.layout.shape)
+
+    def canonical(self, arch: torch.Tensor) -> torch.Tensor:
+        return arch
+
+    def mode(self, gate_logits: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(gate_logits.argmax(-1), len(OPS)).float()
+
+    def describe(self, arch: torch.Tensor) -> str:
+        return to_string(tuple(int(i) for i in arch.argmax(-1).tolist()))
+
+    def gate_statistics(self, gate_logits: torch.Tensor) -> dict[str, Any]:
+        probs = torch.softmax(gate_logits.detach().float().cpu(), -1)
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+        return {
+            "edges": [
+                {
+                    "edge": f"{to}<-{src}",
+                    "probs": dict(zip(OPS, probs[e].tolist(), strict=True)),
+                    "entropy": float(entropy[e]),
+                }
+                for e, (to, src) in enumerate(EDGES)
+            ],
+            "mode": self.describe(self.mode(gate_logits)),
+        }
+
+    def architecture(self, text: str) -> torch.Tensor:
+        """The one-hot gate tensor of a NAS-Bench-201 string."""
+        ops = from_string(text)
+        return nn.functional.one_hot(torch.tensor(ops), len(OPS)).float()
+
+
+def to_string(ops: tuple[int, ...]) -> str:
+    """NAS-Bench-201 notation, e.g. ``|nor_conv_3x3~0|+|skip_connect~0|none~1|+|...``."""
+    nodes = []
+    for node in (1, 2, 3):
+        parts = [f"{OPS[ops[e]]}~{src}" for e, (to, src) in enumerate(EDGES) if to == node]
+        nodes.append("|" + "|".join(parts) + "|")
+    return "+".join(nodes)
+
+
+def from_string(text: str) -> tuple[int, ...]:
+    """Op indices per edge from a NAS-Bench-201 string; ValueError names what is malformed."""
+    nodes = text.strip().split("+")
+    if len(nodes) != 3:
+        raise ValueError(f"expected 3 nodes separated by '+', got {len(nodes)} in {text!r}")
+    ops = []
+    for node, part in enumerate(nodes, start=1):
+        if not (part.startswith("|") and part.endswith("|")):
+            raise ValueError(f"node {node} must be written |op~i|...|, got {part!r}")
+        entries = part[1:-1].split("|")
+        if len(entries) != node:
+            raise ValueError(f"node {node} needs {node} inputs, got {len(entries)} in {part!r}")
+        for src, entry in enumerate(entries):
+            name, _, index = entry.partition("~")
+            if name not in OPS or index != str(src):
+                raise ValueError(f"bad edge {entry!r} into node {node}: want op~{src}, op in {OPS}")
+            ops.append(OPS.index(name))
+    return tuple(ops)
+
+
+@register_space("nb201")
+def nb201(
+    channels: int = 16, cells: int = 5, num_classes: int = 10, in_channels: int = 3
+) -> NB201Net:
+    """NAS-Bench-201 (C=16, N=5 are the benchmark's networks)."""
+    return NB201Net(channels, cells, num_classes, in_channels)
