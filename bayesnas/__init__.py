@@ -5,4 +5,19 @@ variational-dropout guide (``bayesnas.guides``) -> SVI search (``bayesnas.search
 posterior.pt in a run directory.
 """
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bayesnas.export import load_exported
+
 __version__ = "0.1.0"
+__all__ = ["__version__", "load_exported"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``load_exported`` on first use, so that ``import bayesnas`` stays light."""
+    if name == "load_exported":
+        from bayesnas.export import load_exported
+
+        return load_exported
+    raise AttributeError(f"module 'bayesnas' has no attribute {name!r}")

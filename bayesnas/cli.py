@@ -120,6 +120,93 @@ def search(**opts) -> None:
     )
 
 
+@cli.command()
+@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+@click.option("--n", "n", type=int, default=20, show_default=True, help="Architectures to draw.")
+@click.option(
+    "--top-k", type=int, default=5, show_default=True, help="Export the k best as export/rank-K/."
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["posterior", "uniform", "fixed-dropout"]),
+    default="posterior",
+    show_default=True,
+    help="posterior: the learned q; uniform: uniform over the space; fixed-dropout: "
+    "one drop rate for every group (resnet).",
+)
+@click.option(
+    "--drop-rate",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Drop rate of --sampler fixed-dropout.",
+)
+@click.option(
+    "--bn",
+    type=click.Choice(["stats", "recalibrate"]),
+    default="stats",
+    show_default=True,
+    help="stats: the super-network's BatchNorm statistics (paper); recalibrate: "
+    "re-estimate them per candidate on training batches.",
+)
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--val-size", type=int, help="Score on the first this-many validation images.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--progress/--no-progress", default=True)
+def sample(**opts) -> None:
+    """Draw (architecture, weights) pairs from the posterior, rank them, export the best."""
+    from bayesnas.sample import SampleConfig
+    from bayesnas.sample import sample as run_sample
+
+    run_dir, rows = run_sample(SampleConfig(**opts))
+    click.echo(_table(rows))
+    click.echo(
+        f"{len(rows)} distinct of {opts['n']} draws; rows appended to {run_dir / 'samples.jsonl'}"
+    )
+    if opts["top_k"]:
+        click.echo(f"top {min(opts['top_k'], len(rows))} exported under {run_dir / 'export'}")
+
+
+def _table(rows: list[dict]) -> str:
+    """The ranked candidates as an aligned text table."""
+    head = (
+        f"{'rank':>4} {'val acc':>8} {'val NLL':>8} {'params M':>9} {'FLOPs M':>9} "
+        f"{'log q':>8} {'draws':>5}  architecture"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r['rank']:>4} {r['val_acc']:>8.2%} {r['val_nll']:>8.4f} {r['params_m']:>9.3f} "
+            f"{r['mflops']:>9.2f} {r['log_q']:>8.2f} {r['draws']:>5}  {r['architecture']}"
+        )
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+@click.option(
+    "--rank",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Which exported candidate (export/rank-K/).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Output file [in export/rank-K/].")
+def export(run: Path | None, rank: int, fmt: str, out: Path | None) -> None:
+    """Write a deployable ONNX or TorchScript file of an exported candidate."""
+    from bayesnas.export import export_deployable
+    from bayesnas.posterior import find_run
+
+    folder = find_run(run) / "export" / f"rank-{rank}"
+    if not folder.is_dir():
+        raise UserError(f"{folder} does not exist: run `bayesnas sample` with --top-k >= {rank}")
+    click.echo(f"wrote {export_deployable(folder, fmt, out)}")
+
+
 @cli.command("spaces")
 def spaces_command() -> None:
     """List the registered search spaces."""

@@ -56,7 +56,7 @@ class BernoulliGate(TorchDistribution):
 
 
 class CategoricalGate(TorchDistribution):
-    """One op per edge, as a one-hot vector; relaxed by the Gumbel-softmax (categorical Concrete)."""
+    """One op per edge as a one-hot vector, relaxed by the Gumbel-softmax (categorical Concrete)."""
 
     arg_constraints = {"logits": constraints.real_vector}
     support = constraints.simplex

@@ -218,11 +218,11 @@ class Searcher:
             now = time.monotonic()
             if now - last_shown > 1.0 and bar.disable is False:
                 last_shown = now
-                seen = float(self.sums["images"]) - images_before
+                s = {k: float(v) for k, v in self.sums.items()}
                 bar.set_postfix_str(
-                    f"epoch {self.epoch + 1}/{c.epochs} loss {float(self.sums['loss'] / self.sums['steps']):.3f} "
-                    f"acc {float(self.sums['correct'] / self.sums['images']):.1%} tau {tau:.2f} "
-                    f"{seen / (now - started):.0f} img/s",
+                    f"epoch {self.epoch + 1}/{c.epochs} loss {s['loss'] / s['steps']:.3f} "
+                    f"acc {s['correct'] / s['images']:.1%} tau {tau:.2f} "
+                    f"{(s['images'] - images_before) / (now - started):.0f} img/s",
                     refresh=False,
                 )
             if self._stop_requested:
@@ -290,6 +290,9 @@ class Searcher:
                 "channels": self.info.channels,
                 "train_images": len(self.train_data),
                 "val_images": len(self.val_data),
+                "image_size": self.info.image_size,
+                "mean": list(self.info.mean),
+                "std": list(self.info.std),
             },
             "net": p.net.state_dict(),
             "gate_logits": p.guide.gate_logits.detach().cpu(),

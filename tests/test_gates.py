@@ -28,7 +28,9 @@ def test_relaxed_draw_is_eq16_concrete():
     assert ((draws >= 0) & (draws <= 1)).all()
     assert torch.allclose((draws > 0.5).float().mean(0), 1 - p, atol=0.015)
     r1, r2 = torch.rand(2, 40000, 3)
-    reference = 1 - torch.sigmoid((torch.log(p / (1 - p)) + (-r1.log()).log() - (-r2.log()).log()) / 0.2)
+    reference = 1 - torch.sigmoid(
+        (torch.log(p / (1 - p)) + (-r1.log()).log() - (-r2.log()).log()) / 0.2
+    )
     quantiles = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])
     assert torch.allclose(draws.quantile(quantiles, 0), reference.quantile(quantiles, 0), atol=0.03)
 

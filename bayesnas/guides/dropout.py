@@ -48,10 +48,9 @@ class VariationalDropoutGuide(PyroModule):
     ) -> torch.Tensor:
         batch = num_draws if images is None else images.shape[0]
         subsample = torch.arange(batch, device=self.gate_logits.device)
-        with pyro.plate("data", self.num_data, subsample=subsample):
-            with poutine.scale(scale=1.0 / self.num_data):
-                q = self.posterior(batch)
-                return pyro.sample(ARCH_SITE, q)
+        scale = poutine.scale(scale=1.0 / self.num_data)
+        with pyro.plate("data", self.num_data, subsample=subsample), scale:
+            return pyro.sample(ARCH_SITE, self.posterior(batch))
 
     def posterior(self, batch: int = 1) -> pyro.distributions.TorchDistribution:
         """q(gates) for ``batch`` independent draws (relaxed or exact as currently set)."""

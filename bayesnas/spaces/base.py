@@ -58,6 +58,18 @@ class SuperNet(nn.Module, ABC):
     def gate_statistics(self, gate_logits: torch.Tensor) -> dict[str, Any]:
         """Per edge or group: keep or op probabilities and entropies, as plain JSON data."""
 
+    @abstractmethod
+    def count_parameters(self, arch: torch.Tensor) -> int:
+        """Parameters of the physically smaller sub-network ``arch`` (dropped parts removed)."""
+
+    @abstractmethod
+    def encode(self, arch: torch.Tensor) -> str:
+        """A compact exact text form of ``arch``, for samples.jsonl; ``decode`` inverts it."""
+
+    @abstractmethod
+    def decode(self, text: str) -> torch.Tensor:
+        """The hard gate tensor written by ``encode``."""
+
     def ungated_sq_norm(self) -> torch.Tensor:
         """Squared norm of the conv and linear weights no gate switches (Gaussian prior only)."""
         gated = {id(p) for p in self.gated_parameters()}

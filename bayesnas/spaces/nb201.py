@@ -20,6 +20,9 @@ from bayesnas.spaces.layers import BoxAverage3x3, ReLUConvBN, ResidualReduction
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NONE, SKIP, CONV1, CONV3, POOL = range(len(OPS))
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to node, from node), string order
+MIXTURE_FLOOR = 1e-3  # an op whose relaxed weight is below this for an example is not computed
+ALL, NO_ROWS = "all", "none"  # row selections besides an index tensor
+Rows = torch.Tensor | str
 
 
 class Cell(nn.Module):
@@ -39,17 +42,26 @@ class Cell(nn.Module):
             return self.pool(x) if pooled is None else pooled
         return (self.conv1x1 if op == CONV1 else self.conv3x3)[edge](x)
 
-    def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Per-example mixture of every computed op; ``weights`` is ``[B, 6, 5]``."""
+    def forward_mixture(
+        self, x: torch.Tensor, weights: torch.Tensor, rows: list[list[Rows]]
+    ) -> torch.Tensor:
+        """Per-example mixture of the ops; ``weights`` is ``[B, 6, 5]`` and ``rows[e][op]`` says
+        which examples compute op ``op`` of edge ``e`` (all, a subset, or none at all)."""
         nodes, pooled = [x], [self.pool(x)]  # a node's pooling is shared by its out-edges
         for node in (1, 2, 3):
-            total = 0
+            total = torch.zeros_like(x)
             for edge, (to, src) in enumerate(EDGES):
                 if to != node:
                     continue
                 for op in (SKIP, CONV1, CONV3, POOL):
-                    w = weights[:, edge, op].view(-1, 1, 1, 1)
-                    total = total + w * self.apply_op(edge, op, nodes[src], pooled[src])
+                    index = rows[edge][op]
+                    if index is ALL:
+                        w = weights[:, edge, op].view(-1, 1, 1, 1)
+                        total = total + w * self.apply_op(edge, op, nodes[src], pooled[src])
+                    elif index is not NO_ROWS:
+                        w = weights[index, edge, op].view(-1, 1, 1, 1)
+                        out = self.apply_op(edge, op, nodes[src][index], pooled[src][index])
+                        total = total.index_add(0, index, w * out)
             nodes.append(total)
             if node < 3:
                 pooled.append(self.pool(total))
@@ -71,6 +83,26 @@ class Cell(nn.Module):
             out = self.apply_op(edge, op, inp)
             nodes[to] = out if nodes[to] is None else nodes[to] + out
         return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
+
+
+def _rows_per_op(gates: torch.Tensor) -> list[list[Rows]]:
+    """For every (edge, op): the examples whose weight reaches MIXTURE_FLOOR, so that an op is
+    computed only where it contributes (exact draws: one op per example and edge)."""
+    keep = (gates > MIXTURE_FLOOR).cpu()  # one device-to-host transfer per forward
+    counts = keep.sum(0).tolist()
+    batch = gates.shape[0]
+    rows: list[list[Rows]] = []
+    for edge in range(len(EDGES)):
+        row: list[Rows] = []
+        for op in range(len(OPS)):
+            if op == NONE or counts[edge][op] == 0:
+                row.append(NO_ROWS)
+            elif counts[edge][op] == batch:
+                row.append(ALL)
+            else:
+                row.append(keep[:, edge, op].nonzero().flatten().to(gates.device))
+        rows.append(row)
+    return rows
 
 
 def _live_nodes(ops: tuple[int, ...]) -> list[bool]:
@@ -121,8 +153,9 @@ class NB201Net(SuperNet):
         return self.head(x)
 
     def forward(self, images: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
-        gates = gates.to(images.dtype) if images.is_floating_point() else gates
-        return self._run(images, lambda cell, x: cell.forward_mixture(x, gates))
+        gates = gates.to(images.dtype)
+        rows = _rows_per_op(gates.detach())
+        return self._run(images, lambda cell, x: cell.forward_mixture(x, gates, rows))
 
     def forward_architecture(self, images: torch.Tensor, arch: torch.Tensor) -> torch.Tensor:
         ops = tuple(int(i) for i in arch.argmax(-1).tolist())
@@ -169,6 +202,29 @@ class NB201Net(SuperNet):
             ],
             "mode": self.describe(self.mode(gate_logits)),
         }
+
+    def count_parameters(self, arch: torch.Tensor) -> int:
+        ops = tuple(int(i) for i in arch.argmax(-1).tolist())
+        live = _live_nodes(ops)
+        skeleton = sum(p.numel() for m in (self.stem, self.head) for p in m.parameters())
+        total = skeleton + sum(
+            p.numel()
+            for layer in self.layers
+            if not isinstance(layer, Cell)
+            for p in layer.parameters()
+        )
+        for cell in self.cells():
+            for edge, (to, _) in enumerate(EDGES):
+                if live[to] and ops[edge] in (CONV1, CONV3):
+                    module = (cell.conv1x1 if ops[edge] == CONV1 else cell.conv3x3)[edge]
+                    total += sum(p.numel() for p in module.parameters())
+        return total
+
+    def encode(self, arch: torch.Tensor) -> str:
+        return self.describe(arch)
+
+    def decode(self, text: str) -> torch.Tensor:
+        return self.architecture(text)
 
     def architecture(self, text: str) -> torch.Tensor:
         """The one-hot gate tensor of a NAS-Bench-201 string."""

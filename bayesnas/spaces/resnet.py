@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,19 +47,17 @@ class Branch(nn.Module):
 
 
 def _batch_norm(bn: nn.BatchNorm2d, h: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    """BatchNorm over a subset of its channels, with the super-network's statistics in eval."""
-    if bn.training:
-        return F.batch_norm(h, None, None, bn.weight[kept], bn.bias[kept], True, 0.0, bn.eps)
-    return F.batch_norm(
-        h,
-        bn.running_mean[kept],
-        bn.running_var[kept],
-        bn.weight[kept],
-        bn.bias[kept],
-        False,
-        0.0,
-        bn.eps,
-    )
+    """BatchNorm over a subset of its channels; in train mode (BN recalibration of a
+    sub-network) it also updates the running statistics of those channels."""
+    weight, bias = bn.weight[kept], bn.bias[kept]
+    mean, var = bn.running_mean[kept], bn.running_var[kept]
+    if not bn.training:
+        return F.batch_norm(h, mean, var, weight, bias, False, 0.0, bn.eps)
+    bn.num_batches_tracked += 1
+    factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+    out = F.batch_norm(h, mean, var, weight, bias, True, factor, bn.eps)
+    bn.running_mean[kept], bn.running_var[kept] = mean, var
+    return out
 
 
 class ShakeShortcut(nn.Module):
@@ -196,6 +195,27 @@ class ResNetSupNet(SuperNet):
                 widths.append("+".join(str(m) if m else "-" for m in mids))
             stages.append(f"s{stage + 1}: " + " ".join(widths))
         return " | ".join(stages)
+
+    def count_parameters(self, arch: torch.Tensor) -> int:
+        arch = self.canonical(arch)
+        branches = {id(p) for c in self.convs for p in c.parameters()}
+        branches |= {id(p) for b in self.blocks for br in b.branches for p in br.parameters()}
+        total = sum(p.numel() for p in self.parameters() if id(p) not in branches)
+        for conv in range(0, len(self.convs), 2):
+            k_in = int(self._slice(arch, conv).sum())
+            k_mid = int(self._slice(arch, conv + 1).sum())
+            if k_in and k_mid:
+                c_out = self.convs[conv + 1].out_channels
+                total += 9 * (k_mid * k_in + c_out * k_mid) + 2 * k_mid + 2 * c_out
+        return total
+
+    def encode(self, arch: torch.Tensor) -> str:
+        bits = np.packbits(arch.detach().cpu().numpy().astype(bool))
+        return bits.tobytes().hex()
+
+    def decode(self, text: str) -> torch.Tensor:
+        bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))
+        return torch.from_numpy(bits[: self.layout.shape[0]].astype(np.float32))
 
     def group_names(self) -> list[str]:
         per_stage = self.config["blocks"]

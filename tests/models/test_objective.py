@@ -64,8 +64,10 @@ def _eq15_resnet(program, images, labels, gates):
 
 @pytest.mark.parametrize(
     "space,options,by_hand",
-    [("nb201", {"channels": 4, "cells": 1}, _eq15_nb201),
-     ("resnet", {"width": 4, "blocks": 1}, _eq15_resnet)],
+    [
+        ("nb201", {"channels": 4, "cells": 1}, _eq15_nb201),
+        ("resnet", {"width": 4, "blocks": 1}, _eq15_resnet),
+    ],
 )
 def test_svi_loss_is_eq15(space, options, by_hand):
     torch.manual_seed(0)

@@ -29,8 +29,13 @@ def test_string_notation_is_nas_bench_201():
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "|none~0|", "|none~0|+|none~0|none~1|", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-     "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|"],
+    [
+        "",
+        "|none~0|",
+        "|none~0|+|none~0|none~1|",
+        "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|",
+    ],
 )
 def test_malformed_strings_are_rejected(bad):
     with pytest.raises(ValueError):
@@ -85,12 +90,13 @@ def test_dropped_ops_cost_nothing():
             size = {4: 16, 8: 8, 16: 4}[cell.conv1x1[0].conv.in_channels]
             for edge, (to, _) in enumerate(EDGES):
                 if ops[edge] in (2, 3, 4) and to in live:
-                    extra += _flops(lambda c=cell, e=edge, s=size: c.apply_op(e, ops[e], x[s]))
+                    op, inp = ops[edge], x[size]
+                    extra += _flops(lambda c=cell, e=edge, o=op, i=inp: c.apply_op(e, o, i))
         assert total == skeleton + extra, ops
 
 
 def test_mixture_ops_are_all_computed_in_training():
-    """Relaxed training computes every op (METHOD.md 'Observed here'); 'none' still costs nothing."""
+    """Relaxed training computes every op that carries weight; 'none' costs nothing."""
     net = create_space("nb201", channels=4, cells=1)
     images = torch.randn(2, 3, 16, 16)
     gates = torch.softmax(torch.randn(2, 6, 5), -1)

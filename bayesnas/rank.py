@@ -1,0 +1,119 @@
+"""Ranking sampled sub-networks: evaluate each distinct architecture once on held-out data.
+
+Each candidate is a hard architecture evaluated on the super-network's shared weights by
+``forward_architecture``, which computes only what the architecture keeps. Nothing is copied or
+rebuilt per candidate; the validation batches stay on the device across candidates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from bayesnas.evaluate import evaluate_architecture
+from bayesnas.spaces import SuperNet
+
+
+@dataclass
+class Candidate:
+    """One distinct architecture with its scores and the draws that produced it."""
+
+    arch: torch.Tensor
+    log_q: float
+    draws: list[int] = field(default_factory=list)  # indices of the draws that gave it
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def distinct(net: SuperNet, archs: torch.Tensor, log_q: torch.Tensor) -> list[Candidate]:
+    """Group identical draws (after canonicalisation), keeping the order of first appearance."""
+    seen: dict[bytes, Candidate] = {}
+    for index, arch in enumerate(archs):
+        arch = net.canonical(arch)
+        key = arch.to(torch.bool).numpy().tobytes()
+        if key not in seen:
+            seen[key] = Candidate(arch, float(log_q[index]))
+        seen[key].draws.append(index)
+    return list(seen.values())
+
+
+def flops_per_image(net: SuperNet, arch: torch.Tensor, example: torch.Tensor) -> int:
+    """FLOPs (2 per multiply-add, as torch counts them) of one image through ``arch``."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net.forward_architecture(example[:1], arch)
+    return counter.get_total_flops()
+
+
+@contextlib.contextmanager
+def recalibrated_batchnorm(
+    net: SuperNet, arch: torch.Tensor, batches: Callable[[], Iterator], steps: int
+) -> Iterator[None]:
+    """Inside the block, BatchNorm statistics are re-estimated for ``arch`` on training batches;
+    the super-network's own statistics are restored afterwards."""
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the recalibration batches
+        net.train()
+        with torch.no_grad():
+            for images, _ in islice(batches(), steps):
+                net.forward_architecture(images, arch)
+        yield
+    finally:
+        for m, (momentum, state) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            m.load_state_dict(state)
+
+
+def evaluate_candidates(
+    net: SuperNet,
+    candidates: list[Candidate],
+    val_batches: Callable[[], Iterator],
+    *,
+    bn: str = "stats",
+    train_batches: Callable[[], Iterator] | None = None,
+    bn_steps: int = 20,
+    autocast: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Fill ``metrics`` of every candidate: accuracy, NLL, params, FLOPs on the held-out split."""
+    example = next(iter(val_batches()))[0]
+    device = example.device
+    for candidate in candidates:
+        arch = candidate.arch.to(device)
+        context = (
+            recalibrated_batchnorm(net, arch, train_batches, bn_steps)
+            if bn == "recalibrate"
+            else contextlib.nullcontext()
+        )
+        with context:
+            scores = evaluate_architecture(net, arch, val_batches(), autocast=autocast)
+        candidate.metrics = {
+            "val_acc": scores["accuracy"],
+            "val_nll": scores["nll"],
+            "val_images": scores["images"],
+            "params_m": net.count_parameters(candidate.arch) / 1e6,
+            "mflops": flops_per_image(net, arch, example) / 1e6,
+        }
+        if progress is not None:
+            progress(1)
+
+
+def best_of_k(candidates: list[Candidate], n: int) -> list[float]:
+    """Best validation accuracy among the first k draws, for k = 1..n (the paper's Table 6)."""
+    accuracy_of_draw = [0.0] * n
+    for candidate in candidates:
+        for index in candidate.draws:
+            accuracy_of_draw[index] = candidate.metrics["val_acc"]
+    curve, best = [], float("-inf")
+    for value in accuracy_of_draw:
+        best = max(best, value)
+        curve.append(best)
+    return curve

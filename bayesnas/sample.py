@@ -1,0 +1,180 @@
+"""The selection step of PGNAS: draw, rank on held-out data, record, export the top-k.
+
+``bayesnas sample`` = ``sample(SampleConfig)``: Predictive draws from a sampler, each distinct
+architecture scored once on the search's validation split (never the test split), every
+candidate appended to samples.jsonl, the best-of-k curve written per sampler, and the top-k
+exported as physically smaller networks under export/rank-K/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from bayesnas import rundir
+from bayesnas.data import build_search_data
+from bayesnas.errors import UserError
+from bayesnas.posterior import SAMPLERS, Posterior, draw_architectures, find_run, load_posterior
+from bayesnas.rank import Candidate, best_of_k, distinct, evaluate_candidates
+from bayesnas.search import resolve_device
+
+SAMPLES = "samples.jsonl"
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """What ``bayesnas sample`` does; every field maps to one flag."""
+
+    run: Path | None = None  # None: the newest run under ./runs
+    n: int = 20  # architectures drawn
+    top_k: int = 5  # exported to export/rank-K/
+    sampler: str = "posterior"  # posterior | uniform | fixed-dropout
+    drop_rate: float = 0.5  # the rate of fixed-dropout
+    bn: str = "stats"  # stats: the super-network's running statistics; recalibrate: re-estimate
+    bn_steps: int = 20  # training batches for --bn recalibrate
+    batch_size: int = 256
+    val_size: int | None = None  # score on the first this-many validation images (None: all)
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def validated(self) -> SampleConfig:
+        if self.n < 1:
+            raise UserError(f"--n must be at least 1, got {self.n}")
+        if not 0 <= self.top_k <= self.n:
+            raise UserError(f"--top-k must lie in [0, n={self.n}], got {self.top_k}")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
+        if self.bn not in ("stats", "recalibrate"):
+            raise UserError(f"--bn must be stats or recalibrate, got {self.bn!r}")
+        if not 0 < self.drop_rate < 1:
+            raise UserError(f"--drop-rate must lie in (0, 1), got {self.drop_rate}")
+        if self.batch_size < 1 or (self.val_size is not None and self.val_size < 1):
+            raise UserError("--batch-size and --val-size must be at least 1")
+        return self
+
+
+def _data(posterior: Posterior, device: torch.device, config: SampleConfig):
+    c = posterior.config
+    train, val, _ = build_search_data(
+        c.dataset,
+        c.data_root,
+        device=device,
+        val_fraction=c.val_fraction,
+        split_seed=c.seed,
+        train_size=c.train_size,
+        val_size=c.val_size,
+        augmentation=c.augmentation,
+        workers=c.workers,
+    )
+    limit = None if config.val_size is None else -(-config.val_size // config.batch_size)
+
+    def val_batches():
+        return islice(val.eval_batches(config.batch_size), limit)
+
+    def train_batches():
+        return train.train_batches(config.batch_size, 0, config.seed)
+
+    return val_batches, train_batches
+
+
+def _rows(posterior: Posterior, candidates: list[Candidate], config: SampleConfig) -> list[dict]:
+    net = posterior.program.net
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return [
+        {
+            "sampler": config.sampler,
+            "seed": config.seed,
+            "n": config.n,
+            "bn": config.bn,
+            "rank": rank,
+            "draws": len(c.draws),
+            "first_draw": c.draws[0],
+            **c.metrics,
+            "log_q": c.log_q,
+            "architecture": net.describe(c.arch),
+            "encoding": net.encode(c.arch),
+            "time": when,
+        }
+        for rank, c in enumerate(candidates, start=1)
+    ]
+
+
+def _append_rows(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Add rows to samples.jsonl atomically: earlier rows are kept, a crash loses nothing."""
+    path = run_dir / SAMPLES
+    earlier = path.read_text() if path.is_file() else ""
+    if earlier and not earlier.endswith("\n"):
+        earlier += "\n"
+    text = earlier + "".join(json.dumps(r) + "\n" for r in rows)
+    rundir.atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def _export_top(posterior: Posterior, ranked: list[Candidate], rows: list[dict], k: int) -> None:
+    """Write export/rank-K/ for the top-k, replacing an earlier export as a whole."""
+    from bayesnas.export import export_candidate
+
+    target = posterior.run_dir / "export"
+    staging = posterior.run_dir / ".export-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    dataset = posterior.payload["dataset"]
+    for rank, (candidate, row) in enumerate(zip(ranked[:k], rows[:k], strict=False), start=1):
+        out = staging / f"rank-{rank}"
+        out.mkdir(parents=True)
+        export_candidate(out, posterior.program.net, candidate.arch, metrics=row, dataset=dataset)
+    shutil.rmtree(target, ignore_errors=True)
+    if k:
+        staging.rename(target)
+
+
+def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
+    """Run the selection step; returns the run directory and the ranked rows of this call."""
+    config = config.validated()
+    run_dir = find_run(config.run)
+    device = resolve_device(config.device)
+    posterior = load_posterior(run_dir, device)
+    val_batches, train_batches = _data(posterior, device, config)
+    archs, log_q = draw_architectures(
+        posterior, config.n, config.sampler, config.seed, config.drop_rate
+    )
+    net = posterior.program.net
+    candidates = distinct(net, archs, log_q)
+    with tqdm(
+        total=len(candidates),
+        unit="cand",
+        disable=not config.progress,
+        desc=f"scoring {config.sampler} candidates",
+    ) as bar:
+        evaluate_candidates(
+            net,
+            candidates,
+            val_batches,
+            bn=config.bn,
+            train_batches=train_batches,
+            bn_steps=config.bn_steps,
+            autocast=device.type == "cuda",
+            progress=bar.update,
+        )
+    ranked = sorted(candidates, key=lambda c: (-c.metrics["val_acc"], c.metrics["val_nll"]))
+    rows = _rows(posterior, ranked, config)
+    rundir.write_json(
+        run_dir / f"best_of_k-{config.sampler}.json",
+        {
+            "sampler": config.sampler,
+            "seed": config.seed,
+            "bn": config.bn,
+            "n": config.n,
+            "curve": best_of_k(candidates, config.n),
+        },
+    )
+    _append_rows(run_dir, rows)
+    _export_top(posterior, ranked, rows, config.top_k)
+    return run_dir, rows

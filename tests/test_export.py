@@ -1,0 +1,136 @@
+"""Exported candidates: lossless round trip, ONNX and TorchScript parity, clear load errors."""
+
+import json
+import shutil
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import safetensors.torch
+import torch
+from test_subnets import one_thread, resnet_arch, supernet  # noqa: F401  (fixture)
+
+import bayesnas
+from bayesnas.errors import UserError
+from bayesnas.export import export_candidate, export_deployable, load_exported
+from bayesnas.subnets import build_subnet
+
+CIFAR = {
+    "name": "cifar10",
+    "num_classes": 10,
+    "channels": 3,
+    "mean": [0.4914, 0.4822, 0.4465],
+    "std": [0.2470, 0.2435, 0.2616],
+}
+NB201 = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+
+
+@pytest.fixture(scope="module", params=["nb201", "resnet"])
+def exported(request, tmp_path_factory):
+    """(export folder, the sub-network it came from, the architecture's description)."""
+    if request.param == "nb201":
+        net = supernet("nb201", channels=4, cells=1)
+        arch = net.architecture(NB201)
+    else:
+        net = supernet("resnet", width=4, blocks=1)
+        arch = resnet_arch(net, 0.6, seed=0)
+    folder = tmp_path_factory.mktemp(request.param) / "rank-1"
+    export_candidate(folder, net, arch, metrics={"val_acc": 0.5}, dataset=CIFAR)
+    return folder, build_subnet(net, arch), net.describe(arch)
+
+
+def test_round_trip_gives_identical_logits(exported):
+    folder, subnet, _ = exported
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = subnet(images)
+        for path in (folder, folder / "architecture.json", str(folder)):
+            loaded = load_exported(path)
+            assert not loaded.training
+            assert torch.equal(loaded(images), expected)
+    assert bayesnas.load_exported is load_exported
+
+
+def test_export_files(exported):
+    folder, subnet, description = exported
+    weights = safetensors.torch.load_file(folder / "weights.safetensors")
+    assert weights.keys() == subnet.state_dict().keys()
+    info = json.loads((folder / "architecture.json").read_text())
+    assert info["format"] == 1 and info["architecture"] == description
+    assert info["dataset"] == CIFAR and info["bayesnas_version"] == bayesnas.__version__
+    assert info["parameters"] == sum(p.numel() for p in subnet.parameters())
+    assert json.loads((folder / "metrics.json").read_text()) == {"val_acc": 0.5}
+    if info["space"] == "nb201":
+        assert info["architecture"] == NB201
+    assert not list(folder.glob(".*"))  # no temp files left behind
+
+
+def test_onnx_matches_pytorch_with_any_batch(exported):
+    folder, subnet, _ = exported
+    path = export_deployable(folder, "onnx")
+    assert path == folder / "model.onnx"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [3, 32, 32]
+    for batch in (1, 5):
+        images = torch.randn(batch, 3, 32, 32)
+        (logits,) = session.run(None, {"images": images.numpy()})
+        with torch.no_grad():
+            assert np.abs(logits - subnet(images).numpy()).max() < 1e-4
+
+
+def test_torchscript_matches_pytorch_with_any_batch(exported):
+    folder, subnet, _ = exported
+    path = export_deployable(folder, "torchscript")
+    assert path == folder / "model.pt"
+    scripted = torch.jit.load(str(path))
+    for batch in (1, 5):
+        images = torch.randn(batch, 3, 32, 32)
+        with torch.no_grad():
+            assert (scripted(images) - subnet(images)).abs().max() < 1e-4
+
+
+def test_image_size_and_output_can_be_chosen(exported, tmp_path):
+    folder, _, _ = exported
+    path = export_deployable(folder, "onnx", out=tmp_path / "deploy" / "m.onnx", image_size=16)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [3, 16, 16]
+    with pytest.raises(UserError, match="unknown format"):
+        export_deployable(folder, "tflite")
+
+
+def test_missing_export_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="not a bayesnas export"):
+        load_exported(tmp_path / "missing")
+
+
+def _misshapen(state: dict) -> bytes:
+    return safetensors.torch.save({**state, "stem.0.weight": state["stem.0.weight"][:1].clone()})
+
+
+DEFECTS = {  # name: (file to change, its new bytes from the exported weights or None, message)
+    "not json": ("architecture.json", lambda _: b"{not json", "not readable JSON"),
+    "wrong format": ("architecture.json", lambda _: b'{"format": 99}', "format 1"),
+    "malformed subnet": ("architecture.json", lambda _: b'{"format": 1, "subnet": 3}', "malformed"),
+    "no weights": ("weights.safetensors", lambda _: None, "does not exist"),
+    "garbage weights": ("weights.safetensors", lambda _: b"garbage", "not a readable safetensors"),
+    "foreign weights": (
+        "weights.safetensors",
+        lambda _: safetensors.torch.save({"x": torch.ones(2)}),
+        "does not fit",
+    ),
+    "misshapen weights": ("weights.safetensors", _misshapen, "does not fit"),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_defective_export_raises_one_line_user_error(exported, tmp_path, defect):
+    name, make, message = DEFECTS[defect]
+    copy = shutil.copytree(exported[0], tmp_path / "copy")
+    data = make(safetensors.torch.load_file(copy / "weights.safetensors"))
+    if data is None:
+        (copy / name).unlink()
+    else:
+        (copy / name).write_bytes(data)
+    with pytest.raises(UserError, match=message) as error:
+        load_exported(copy)
+    assert "\n" not in str(error.value)
