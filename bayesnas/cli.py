@@ -70,6 +70,9 @@ _POSITIVE_INT = click.IntRange(min=0)
 @click.option("--train-size", type=int, help="Use at most this many search-train images.")
 @click.option("--val-size", type=int, help="Use at most this many validation images.")
 @click.option("--eval-size", type=int, help="Validation images scored after each epoch [10000].")
+@click.option("--crop-pad", type=_POSITIVE_INT, help="Random-crop padding in pixels [data set's].")
+@click.option("--flip/--no-flip", default=None, help="Random horizontal flips [data set's].")
+@click.option("--cutout", type=_POSITIVE_INT, help="Cutout square side, 0 = off [16 on CIFAR].")
 @click.option("--workers", type=_POSITIVE_INT, help="Data-loading workers (ImageNet).")
 @click.option("--checkpoint-minutes", type=float, help="Also checkpoint mid-epoch this often [10].")
 @click.option(
@@ -91,6 +94,12 @@ def search(**opts) -> None:
     resume, force, out, progress = (opts.pop(k) for k in ("resume", "force", "out", "progress"))
     space_options = {k: opts.pop(k) for names in SPACE_OPTIONS.values() for k in names}
     preset = opts.pop("preset")
+    augmentation = {
+        "pad": opts.pop("crop_pad"),
+        "flip": opts.pop("flip"),
+        "cutout": opts.pop("cutout"),
+    }
+    augmentation = {k: v for k, v in augmentation.items() if v is not None} or None
     if opts["data_root"] is not None:
         opts["data_root"] = str(opts["data_root"])
     if resume is not None:
@@ -99,6 +108,7 @@ def search(**opts) -> None:
             for k, v in {**opts, **space_options, "preset": preset, "out": out}.items()
             if v is not None and k != "device"
         ]
+        given += ["crop_pad/flip/cutout"] if augmentation else []
         if given:
             names = ", ".join("--" + k.replace("_", "-") for k in given)
             raise UserError(
@@ -107,7 +117,9 @@ def search(**opts) -> None:
             )
         summary = run_search(None, resume, resume=True, progress=progress, device=opts["device"])
     else:
-        config = build_config(preset, space_options=space_options, **opts)
+        config = build_config(
+            preset, space_options=space_options, augmentation=augmentation, **opts
+        )
         run_dir = out or default_run_dir(config.dataset, config.space)
         click.echo(f"run directory: {run_dir}", err=True)
         summary = run_search(config, run_dir, force=force, progress=progress)

@@ -163,4 +163,7 @@ def build_config(preset: str | None, **overrides: Any) -> SearchConfig:
     space_options.update(
         {k: v for k, v in overrides.pop("space_options", {}).items() if v is not None}
     )
-    return base.with_updates(space_options=space_options, **overrides)
+    augmentation = overrides.pop("augmentation", None)
+    if augmentation is not None and base.augmentation is not None:
+        augmentation = {**base.augmentation, **augmentation}
+    return base.with_updates(space_options=space_options, augmentation=augmentation, **overrides)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from bayesnas import __version__, rundir
-from bayesnas.datasets import dataset_info
+from bayesnas.datasets import DATASETS, dataset_info
 from bayesnas.errors import UserError
 from bayesnas.spaces.base import SuperNet
 from bayesnas.subnets import build_subnet, subnet_from_spec, subnet_spec
@@ -53,7 +53,7 @@ def export_candidate(
             "architecture": net.describe(arch),
             "parameters": sum(p.numel() for p in subnet.parameters()),
             "subnet": subnet_spec(net, arch),
-            "dataset": dataset,
+            "dataset": _with_input_facts(dataset),
             "bayesnas_version": __version__,
         },
     )
@@ -75,11 +75,22 @@ def export_deployable(
     size = image_size or _image_size(description)
     example = torch.randn(2, description["subnet"]["in_channels"], size, size)
     out = Path(out) if out is not None else _folder(Path(export_dir)) / DEPLOY_FILES[fmt]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "onnx":
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():  # the TorchScript-based exporter is chosen: fast, simple
+    data = _serialise(subnet, example, fmt)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rundir.atomic_write_bytes(out, lambda f: f.write(data))
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
+    return out
+
+
+def _serialise(subnet: nn.Module, example: torch.Tensor, fmt: str) -> bytes:
+    """The ONNX or TorchScript file of ``subnet``, traced on ``example`` with a dynamic batch."""
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        if fmt == "onnx":  # the TorchScript-based exporter: fast, and enough for these graphs
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", "Constant folding", UserWarning)  # strided slices
             torch.onnx.export(
                 subnet,
                 (example,),
@@ -90,15 +101,14 @@ def export_deployable(
                 opset_version=ONNX_OPSET,
                 dynamo=False,
             )
-        rundir.atomic_write_bytes(out, lambda f: f.write(buffer.getvalue()))
-    else:
-        with torch.no_grad():
-            traced = torch.jit.trace(subnet, example)
-        rundir.atomic_write_bytes(out, lambda f: torch.jit.save(traced, f))
-    return out
+        else:
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still asked
+            torch.jit.save(torch.jit.trace(subnet, example), buffer)
+    return buffer.getvalue()
 
 
 def _folder(path: Path) -> Path:
+    """The export folder of a path to it or to one of its files."""
     return path.parent if path.is_file() else path
 
 
@@ -140,15 +150,18 @@ def _load(path: Path) -> tuple[dict[str, Any], nn.Module]:
     return description, subnet.eval()
 
 
+def _with_input_facts(dataset: dict[str, Any]) -> dict[str, Any]:
+    """``dataset`` completed with a known data set's mean, std and image size where absent."""
+    if dataset.get("name") not in DATASETS:
+        return dict(dataset)
+    info = dataset_info(dataset["name"])
+    standard = {"mean": list(info.mean), "std": list(info.std), "image_size": info.image_size}
+    return {**standard, **dataset}
+
+
 def _image_size(description: dict[str, Any]) -> int:
-    """The input image size recorded with the export, else the data set's standard one."""
-    dataset = description.get("dataset") or {}
-    if dataset.get("image_size"):
-        return int(dataset["image_size"])
-    try:
-        return dataset_info(str(dataset.get("name"))).image_size
-    except UserError:
-        raise UserError(
-            f"the export does not say its image size (data set {dataset.get('name')!r}); "
-            "pass an image size"
-        ) from None
+    """The input image size recorded with the export."""
+    size = (description.get("dataset") or {}).get("image_size")
+    if not isinstance(size, int) or size < 1:
+        raise UserError("the export does not record its input image size; pass an image size")
+    return size

@@ -63,7 +63,7 @@ class ZeroInputConv(nn.Module):
         self.bn = nn.BatchNorm2d(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x)
+        return self.bn(torch.zeros_like(x))
 
 
 class SubCell(nn.Module):

@@ -57,7 +57,8 @@ def test_export_files(exported):
     assert weights.keys() == subnet.state_dict().keys()
     info = json.loads((folder / "architecture.json").read_text())
     assert info["format"] == 1 and info["architecture"] == description
-    assert info["dataset"] == CIFAR and info["bayesnas_version"] == bayesnas.__version__
+    assert info["dataset"] == {**CIFAR, "image_size": 32}  # completed from the data set's facts
+    assert info["bayesnas_version"] == bayesnas.__version__
     assert info["parameters"] == sum(p.numel() for p in subnet.parameters())
     assert json.loads((folder / "metrics.json").read_text()) == {"val_acc": 0.5}
     if info["space"] == "nb201":
@@ -78,6 +79,7 @@ def test_onnx_matches_pytorch_with_any_batch(exported):
             assert np.abs(logits - subnet(images).numpy()).max() < 1e-4
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_matches_pytorch_with_any_batch(exported):
     folder, subnet, _ = exported
     path = export_deployable(folder, "torchscript")
@@ -96,6 +98,19 @@ def test_image_size_and_output_can_be_chosen(exported, tmp_path):
     assert session.get_inputs()[0].shape[1:] == [3, 16, 16]
     with pytest.raises(UserError, match="unknown format"):
         export_deployable(folder, "tflite")
+    with pytest.raises(UserError, match="cannot write"):  # a file stands where a folder should
+        export_deployable(folder, "torchscript", out=folder / "metrics.json" / "model.pt")
+
+
+def test_unknown_image_size_must_be_given(tmp_path):
+    net = supernet("nb201", channels=4, cells=1)
+    arch = net.architecture(NB201)
+    folder = export_candidate(
+        tmp_path, net, arch, metrics={}, dataset={"name": "own", "channels": 3}
+    )
+    with pytest.raises(UserError, match="pass an image size"):
+        export_deployable(folder, "torchscript")
+    assert export_deployable(folder, "torchscript", image_size=8).is_file()
 
 
 def test_missing_export_is_a_user_error(tmp_path):
