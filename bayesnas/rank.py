@@ -53,8 +53,9 @@ def flops_per_image(net: SuperNet, arch: torch.Tensor, example: torch.Tensor) ->
 def recalibrated_batchnorm(
     net: SuperNet, arch: torch.Tensor, batches: Callable[[], Iterator], steps: int
 ) -> Iterator[None]:
-    """Inside the block, BatchNorm statistics are re-estimated for ``arch`` on training batches;
-    the super-network's own statistics are restored afterwards."""
+    """Inside the block, BatchNorm statistics are re-estimated for ``arch`` on training batches
+    (the same batches and augmentation every time, so ranking and export agree); the
+    super-network's own statistics are restored afterwards."""
     norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
     try:
@@ -62,7 +63,8 @@ def recalibrated_batchnorm(
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the recalibration batches
         net.train()
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[arch.device] if arch.is_cuda else []):
+            torch.manual_seed(0)
             for images, _ in islice(batches(), steps):
                 net.forward_architecture(images, arch)
         yield
@@ -70,6 +72,15 @@ def recalibrated_batchnorm(
         for m, (momentum, state) in zip(norms, saved, strict=True):
             m.momentum = momentum
             m.load_state_dict(state)
+
+
+def batchnorm_for(
+    net: SuperNet, arch: torch.Tensor, bn: str, batches: Callable[[], Iterator] | None, steps: int
+) -> contextlib.AbstractContextManager:
+    """The BatchNorm statistics a candidate is scored (and exported) with."""
+    if bn == "recalibrate":
+        return recalibrated_batchnorm(net, arch, batches, steps)
+    return contextlib.nullcontext()
 
 
 def evaluate_candidates(

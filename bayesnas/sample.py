@@ -23,7 +23,7 @@ from bayesnas import rundir
 from bayesnas.data import build_search_data
 from bayesnas.errors import UserError
 from bayesnas.posterior import SAMPLERS, Posterior, draw_architectures, find_run, load_posterior
-from bayesnas.rank import Candidate, best_of_k, distinct, evaluate_candidates
+from bayesnas.rank import Candidate, batchnorm_for, best_of_k, distinct, evaluate_candidates
 from bayesnas.search import resolve_device
 
 SAMPLES = "samples.jsonl"
@@ -118,10 +118,18 @@ def _append_rows(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     rundir.atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
-def _export_top(posterior: Posterior, ranked: list[Candidate], rows: list[dict], k: int) -> None:
-    """Write export/rank-K/ for the top-k, replacing an earlier export as a whole."""
+def _export_top(
+    posterior: Posterior,
+    ranked: list[Candidate],
+    rows: list[dict],
+    config: SampleConfig,
+    train_batches,
+) -> None:
+    """Write export/rank-K/ for the top-k, replacing an earlier export as a whole; each with the
+    BatchNorm statistics it was ranked with."""
     from bayesnas.export import export_candidate
 
+    k, net = config.top_k, posterior.program.net
     target = posterior.run_dir / "export"
     staging = posterior.run_dir / ".export-staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -129,7 +137,9 @@ def _export_top(posterior: Posterior, ranked: list[Candidate], rows: list[dict],
     for rank, (candidate, row) in enumerate(zip(ranked[:k], rows[:k], strict=False), start=1):
         out = staging / f"rank-{rank}"
         out.mkdir(parents=True)
-        export_candidate(out, posterior.program.net, candidate.arch, metrics=row, dataset=dataset)
+        arch = candidate.arch.to(posterior.program.guide.gate_logits.device)
+        with batchnorm_for(net, arch, config.bn, train_batches, config.bn_steps):
+            export_candidate(out, net, arch, metrics=row, dataset=dataset)
     shutil.rmtree(target, ignore_errors=True)
     if k:
         staging.rename(target)
@@ -176,5 +186,5 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
         },
     )
     _append_rows(run_dir, rows)
-    _export_top(posterior, ranked, rows, config.top_k)
+    _export_top(posterior, ranked, rows, config, train_batches)
     return run_dir, rows

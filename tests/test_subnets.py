@@ -106,14 +106,7 @@ def test_nb201_parameter_count_is_the_kept_convs():
     assert count(subnet) == expected
 
 
-MISCOUNT = pytest.mark.xfail(
-    strict=True, reason="NB201Net.count_parameters counts the conv weight of a conv on a zero node"
-)
-
-
-@pytest.mark.parametrize(
-    "name", ["mixed", "dead_node", "all_none", pytest.param("zero_node", marks=MISCOUNT)]
-)
+@pytest.mark.parametrize("name", ["mixed", "dead_node", "all_none", "zero_node"])
 def test_nb201_count_parameters_agrees(name):
     net = supernet("nb201", channels=4, cells=1)
     arch = net.architecture(NB201_ARCHS[name])

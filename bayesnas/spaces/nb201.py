@@ -115,6 +115,29 @@ def _live_nodes(ops: tuple[int, ...]) -> list[bool]:
     return live
 
 
+def _zero_nodes(ops: tuple[int, ...]) -> list[bool]:
+    """Which nodes are identically zero (fed only by 'none', or by skip/pool of zero nodes)."""
+    zero = [False, True, True, True]
+    for edge, (to, src) in enumerate(EDGES):
+        if ops[edge] != NONE and not (zero[src] and ops[edge] in (SKIP, POOL)):
+            zero[to] = False
+    return zero
+
+
+def canonical_ops(ops: tuple[int, ...]) -> tuple[int, ...]:
+    """The same cell with every edge that cannot change the output set to 'none'
+    (edges into nodes that do not reach the output, skip/pool of zero nodes)."""
+    while True:
+        live, zero = _live_nodes(ops), _zero_nodes(ops)
+        new = tuple(
+            NONE if not live[to] or (zero[src] and op in (SKIP, POOL)) else op
+            for op, (to, src) in zip(ops, EDGES, strict=True)
+        )
+        if new == ops:
+            return ops
+        ops = new
+
+
 class NB201Net(SuperNet):
     """NAS-Bench-201 super-network with C channels and N cells per stage."""
 
@@ -180,7 +203,8 @@ class NB201Net(SuperNet):
         return torch.zeros(self.layout.shape)
 
     def canonical(self, arch: torch.Tensor) -> torch.Tensor:
-        return arch
+        ops = canonical_ops(tuple(int(i) for i in arch.argmax(-1).tolist()))
+        return nn.functional.one_hot(torch.tensor(ops), len(OPS)).to(arch)
 
     def mode(self, gate_logits: torch.Tensor) -> torch.Tensor:
         return nn.functional.one_hot(gate_logits.argmax(-1), len(OPS)).float()
@@ -204,8 +228,8 @@ class NB201Net(SuperNet):
         }
 
     def count_parameters(self, arch: torch.Tensor) -> int:
-        ops = tuple(int(i) for i in arch.argmax(-1).tolist())
-        live = _live_nodes(ops)
+        ops = canonical_ops(tuple(int(i) for i in arch.argmax(-1).tolist()))
+        zero = _zero_nodes(ops)
         skeleton = sum(p.numel() for m in (self.stem, self.head) for p in m.parameters())
         total = skeleton + sum(
             p.numel()
@@ -214,10 +238,11 @@ class NB201Net(SuperNet):
             for p in layer.parameters()
         )
         for cell in self.cells():
-            for edge, (to, _) in enumerate(EDGES):
-                if live[to] and ops[edge] in (CONV1, CONV3):
+            for edge, (_, src) in enumerate(EDGES):
+                if ops[edge] in (CONV1, CONV3):
                     module = (cell.conv1x1 if ops[edge] == CONV1 else cell.conv3x3)[edge]
-                    total += sum(p.numel() for p in module.parameters())
+                    used = module.bn if zero[src] else module  # a conv of zero is its BN shift
+                    total += sum(p.numel() for p in used.parameters())
         return total
 
     def encode(self, arch: torch.Tensor) -> str:

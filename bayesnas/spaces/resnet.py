@@ -246,7 +246,11 @@ class ResNetSupNet(SuperNet):
 
 @register_space("resnet")
 def resnet(
-    width: int = 96, blocks: int = 4, num_classes: int = 10, in_channels: int = 3
+    width: int = 96,
+    blocks: int = 4,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    stem_channels: int = 16,
 ) -> ResNetSupNet:
     """SupNet-M (width 96: 26.2 M parameters; small widths for CPU)."""
-    return ResNetSupNet(width, blocks, num_classes, in_channels)
+    return ResNetSupNet(width, blocks, num_classes, in_channels, stem_channels)

@@ -1,0 +1,142 @@
+"""Figure 6: one architecture drawn (a NAS-Bench-201 cell as a DAG, or resnet branch widths)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, FancyArrowPatch
+from matplotlib.ticker import MaxNLocator
+
+from bayesnas.plots import OP_LABELS, new_figure, stage_color
+from bayesnas.spaces.nb201 import EDGES, OPS, from_string
+from bayesnas.spaces.resnet import ResNetSupNet
+
+OP_COLORS = {
+    "none": "0.6",
+    "skip_connect": "C2",
+    "nor_conv_1x1": "C0",
+    "nor_conv_3x3": "C3",
+    "avg_pool_3x3": "C4",
+}
+SPACING = 3.0  # data units between consecutive nodes
+# arc3 curvature by the nodes an edge spans (negative: above); -2 is the arc 1 -> 3, drawn below
+BEND = {1: 0.0, 2: -0.35, 3: -0.42, -2: 0.55}
+NODE_NAMES = ("input\n(node 0)", "node 1", "node 2", "output\n(node 3)")
+
+
+def cell_edges(arch: str) -> list[tuple[int, int, str]]:
+    """(from node, to node, op name) of every edge of a NAS-Bench-201 string."""
+    return [(src, to, OPS[op]) for (to, src), op in zip(EDGES, from_string(arch), strict=True)]
+
+
+def _label_point(src: int, to: int, rad: float) -> tuple[float, float]:
+    """Midpoint of matplotlib's arc3 curve between two nodes (equal aspect), where a label sits."""
+    x1, x2 = SPACING * src, SPACING * to
+    return (x1 + x2) / 2, -rad * (x2 - x1) / 2  # arc3's control point: rad * (dy, -dx) away
+
+
+def cell_figure(arch: str, title: str, probs: dict[str, dict[str, float]] | None = None) -> Figure:
+    """Figure 6 (nb201): the cell as a DAG with op names on edges; 'none' dashed grey."""
+    fig = new_figure(11, 4.6)
+    ax = fig.subplots()
+    circles = [
+        Circle((SPACING * node, 0), 0.45, fc="white", ec="black", lw=1.5, zorder=3)
+        for node in range(4)
+    ]
+    for node, circle in enumerate(circles):
+        ax.add_patch(circle)
+        ax.text(SPACING * node, 0, str(node), ha="center", va="center", fontsize=13, zorder=4)
+        ax.text(SPACING * node, -0.6, NODE_NAMES[node], ha="center", va="top", fontsize=9)
+    for src, to, op in cell_edges(arch):
+        span = to - src
+        bend = -span if (src, to) == (1, 3) else span  # keep the long arcs' labels apart
+        rad = BEND[bend]
+        none = op == "none"
+        ax.add_patch(
+            FancyArrowPatch(
+                (SPACING * src, 0),
+                (SPACING * to, 0),
+                connectionstyle=f"arc3,rad={rad}",
+                arrowstyle="-|>",
+                mutation_scale=16,
+                patchA=circles[src],
+                patchB=circles[to],
+                lw=1.2 if none else 2.2,
+                ls="--" if none else "-",
+                color=OP_COLORS[op],
+                zorder=2,
+            )
+        )
+        x, y = _label_point(src, to, rad)
+        text = OP_LABELS[op]
+        if probs is not None:
+            text += f"\nq = {probs[f'{to}<-{src}'][op]:.2f}"
+        y_text = y + (0.22 if span == 1 else 0)
+        ax.text(
+            x, y_text, text, ha="center", va="bottom" if span == 1 else "center", fontsize=9,
+            color="0.4" if none else "black",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": OP_COLORS[op], "alpha": 0.9},
+        )  # fmt: skip
+    ax.set_xlim(-1, SPACING * 3 + 1)
+    ax.set_ylim(-2.2, 2.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title)
+    return fig
+
+
+def resnet_widths(net: ResNetSupNet, arch: torch.Tensor) -> list[dict[str, Any]]:
+    """Per block and branch of ``arch``: kept input and middle channels, and the full widths."""
+    arch = net.canonical(arch)
+    names = net.group_names()
+    rows = []
+    for conv in range(0, len(net.convs), 2):
+        kept = [int(arch[net.offsets[c] : net.offsets[c + 1]].sum()) for c in (conv, conv + 1)]
+        rows.append(
+            {
+                "block": names[conv].rsplit(".", 2)[0],
+                "branch": int(names[conv].split(".br")[1][0]),
+                "kept_in": kept[0],
+                "full_in": net.convs[conv].in_channels,
+                "kept_mid": kept[1],
+                "full_mid": net.convs[conv + 1].in_channels,
+            }
+        )
+    return rows
+
+
+def widths_figure(widths: list[dict[str, Any]], title: str) -> Figure:
+    """Figure 6 (resnet): kept middle and input channels per block and branch (removed: x)."""
+    blocks = list(dict.fromkeys(w["block"] for w in widths))
+    fig = new_figure(max(10, 1.1 * len(blocks) + 3), 6.4)
+    axes = fig.subplots(2, 1, sharex=True)
+    x = np.arange(len(blocks))
+    for ax, key, label in zip(
+        axes,
+        ("mid", "in"),
+        ("middle channels kept\n(conv1 out = conv2 in)", "input channels kept\n(conv1 in)"),
+        strict=True,
+    ):
+        for branch, shift in ((1, -0.2), (2, 0.2)):
+            rows = [w for w in widths if w["branch"] == branch]
+            full = [w[f"full_{key}"] for w in rows]
+            kept = [w[f"kept_{key}"] for w in rows]
+            colors = [stage_color(w["block"]) for w in rows]
+            ax.bar(x + shift, full, 0.38, fc="none", ec="0.5", ls="--", lw=1)
+            bars = ax.bar(x + shift, kept, 0.38, color=colors, alpha=0.55 + 0.35 * (branch == 1))
+            ax.bar_label(
+                bars,
+                [f"{k}/{f}" if k else "x" for k, f in zip(kept, full, strict=True)],
+                fontsize=8,
+            )
+        ax.set_ylabel(label)
+        ax.set_ylim(0, 1.18 * max(w[f"full_{key}"] for w in widths))
+        ax.grid(axis="y", alpha=0.3)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].set_xticks(x, [f"{b}\nbr1 | br2" for b in blocks])
+    axes[1].set_xlabel("block (left bar: branch 1, right bar: branch 2; dashed: full width)")
+    axes[0].set_title(title)
+    return fig

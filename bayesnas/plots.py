@@ -1,0 +1,355 @@
+"""Figures of a run's posterior diagnostics, and the arrays behind them (testable without pixels).
+
+Every ``*_figure`` function builds a ``matplotlib.figure.Figure`` without pyplot (no global
+state, no display); ``savefig`` renders it with Agg. Data functions take the plain JSON rows of
+metrics.jsonl and samples.jsonl.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+OP_LABELS = {
+    "none": "none",
+    "skip_connect": "skip",
+    "nor_conv_1x1": "conv 1x1",
+    "nor_conv_3x3": "conv 3x3",
+    "avg_pool_3x3": "avg pool 3x3",
+}
+SAMPLER_COLORS = {"posterior": "C0", "uniform": "C1", "fixed-dropout": "C2"}
+SAMPLER_LINES = {"posterior": "-", "uniform": "--", "fixed-dropout": ":"}  # overlaps stay visible
+SAMPLER_MARKERS = {"posterior": "o", "uniform": "s", "fixed-dropout": "^"}
+STAGE_COLORS = ("C0", "C1", "C2", "C3")
+TOP_K = 5  # candidates outlined per sampler in the cost figure
+
+Row = dict[str, Any]
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A constrained-layout figure, so labels never overlap."""
+    return Figure(figsize=(width, height), layout="constrained", dpi=110)
+
+
+def stage_color(name: str) -> str:
+    """One colour per stage of a resnet group or block name such as ``s2.b1.br1.conv1``."""
+    return STAGE_COLORS[(int(name.split(".")[0][1:]) - 1) % len(STAGE_COLORS)]
+
+
+def _epoch_axis(ax: Axes) -> None:
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def series(metrics: list[Row], key: str) -> np.ndarray:
+    """One metric over epochs as floats (NaN where a row lacks it)."""
+    return np.array([float(r[key]) if r.get(key) is not None else math.nan for r in metrics])
+
+
+def is_cell_space(gates: dict[str, Any]) -> bool:
+    """Whether ``gates`` are per-edge op probabilities (nb201), not per-group keep rates."""
+    return "edges" in gates
+
+
+def op_matrix(gates: dict[str, Any]) -> tuple[list[str], list[str], np.ndarray]:
+    """Edge names, op names and q(op | edge) as an ``[edge, op]`` array (rows sum to 1)."""
+    edges = [e["edge"] for e in gates["edges"]]
+    ops = list(gates["edges"][0]["probs"])
+    probs = np.array([[e["probs"][op] for op in ops] for e in gates["edges"]])
+    return edges, ops, probs
+
+
+def op_history(metrics: list[Row]) -> np.ndarray:
+    """q(op | edge) after every epoch, ``[epoch, edge, op]``."""
+    return np.stack([op_matrix(r["gates"])[2] for r in metrics])
+
+
+def unit_names(gates: dict[str, Any]) -> list[str]:
+    """The edges (nb201) or gate groups (resnet) the posterior is factorised over."""
+    units = gates["edges"] if is_cell_space(gates) else gates["groups"]
+    return [u.get("edge") or u.get("group") for u in units]
+
+
+def entropy_history(metrics: list[Row]) -> np.ndarray:
+    """Entropy (nats) of q per edge or group after every epoch, ``[epoch, unit]``."""
+    rows = []
+    for r in metrics:
+        gates = r["gates"]
+        units = gates["edges"] if is_cell_space(gates) else gates["groups"]
+        rows.append([u["entropy"] for u in units])
+    return np.array(rows)
+
+
+def keep_probabilities(gates: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Group names, keep probabilities 1-p and channel counts of a resnet posterior."""
+    groups = gates["groups"]
+    keep = np.array([g["keep"] for g in groups])
+    return [g["group"] for g in groups], keep, np.array([g["channels"] for g in groups])
+
+
+def drop_fractions(gates: dict[str, Any]) -> dict[str, float]:
+    """Fractions of gated channels and of branches dropped, in expectation and under the mode.
+
+    A branch is removed when every gate of either of its convs is off; the mode keeps a group
+    whole when its keep probability exceeds 1/2 (the space's ``mode``).
+    """
+    names, keep, channels = keep_probabilities(gates)
+    kept_mode = keep > 0.5
+    pairs = range(0, len(names), 2)  # conv1 and conv2 of one branch are consecutive groups
+    gone = [
+        1 - (1 - (1 - keep[i]) ** channels[i]) * (1 - (1 - keep[i + 1]) ** channels[i + 1])
+        for i in pairs
+    ]
+    return {
+        "channels_expected": float(((1 - keep) * channels).sum() / channels.sum()),
+        "channels_mode": float((~kept_mode * channels).sum() / channels.sum()),
+        "branches_expected": float(np.mean(gone)),
+        "branches_mode": float(np.mean([not (kept_mode[i] and kept_mode[i + 1]) for i in pairs])),
+    }
+
+
+def best_of_k(rows: list[Row]) -> np.ndarray:
+    """Best validation accuracy among the first k draws of one sample call, k = 1..n.
+
+    A candidate counts from its first draw on, so the rows of samples.jsonl give the curve
+    exactly (it is the curve of best_of_k-<sampler>.json).
+    """
+    n = int(rows[0]["n"])
+    first = np.full(n, -math.inf)
+    for r in rows:
+        first[r["first_draw"]] = max(first[r["first_draw"]], r["val_acc"])
+    return np.maximum.accumulate(first)
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+
+def power_of_ten(values: np.ndarray) -> float:
+    """The power of ten of the largest magnitude (1 for zeros), to scale an axis by hand."""
+    top = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 0.0
+    return 10.0 ** math.floor(math.log10(top)) if top > 0 else 1.0
+
+
+def _legend_below(ax: Axes, handles: list[Any]) -> None:
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, fontsize=9)
+
+
+def training_figure(metrics: list[Row]) -> Figure:
+    """Figure 1: the objective's terms, the schedules and the accuracies over epochs."""
+    epoch = series(metrics, "epoch")
+    fig = new_figure(14, 4.6)
+    loss_ax, sched_ax, acc_ax = fig.subplots(1, 3)
+    lines = loss_ax.plot(epoch, -series(metrics, "elbo"), "o-", label="-ELBO (loss)")
+    lines += loss_ax.plot(epoch, series(metrics, "nll"), "s-", label="NLL (train)")
+    loss_ax.set_ylabel("nats per image")
+    kl_ax = loss_ax.twinx()
+    kl = series(metrics, "kl")
+    scale = power_of_ten(kl)
+    lines += kl_ax.plot(epoch, kl / scale, "^--", color="C3", label="KL / N (right axis)")
+    kl_ax.set_ylabel(f"KL(q || p) / N  (x {scale:.0e} nats per image)", color="C3")
+    _legend_below(loss_ax, lines)
+    loss_ax.set_title("Objective (Eq. 15)")
+    _epoch_axis(loss_ax)
+
+    lines = sched_ax.plot(epoch, series(metrics, "lr"), "o-", label="learning rate")
+    sched_ax.set_ylabel("learning rate (end of epoch)")
+    tau_ax = sched_ax.twinx()
+    lines += tau_ax.plot(epoch, series(metrics, "tau"), "s--", color="C1", label="tau (right axis)")
+    tau_ax.set_ylabel("Concrete temperature tau", color="C1")
+    _legend_below(sched_ax, lines)
+    sched_ax.set_title("Schedules")
+    _epoch_axis(sched_ax)
+
+    lines = acc_ax.plot(epoch, 100 * series(metrics, "train_acc"), "o-", label="train (relaxed)")
+    lines += acc_ax.plot(epoch, 100 * series(metrics, "val_acc"), "s-", label="validation (mode)")
+    acc_ax.set_ylabel("accuracy (%)")
+    _legend_below(acc_ax, lines)
+    acc_ax.set_title("Accuracy")
+    _epoch_axis(acc_ax)
+    return fig
+
+
+def _heatmap(ax: Axes, edges: list[str], ops: list[str], probs: np.ndarray) -> Any:
+    image = ax.imshow(probs, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for (i, j), value in np.ndenumerate(probs):
+        color = "black" if value > 0.6 else "white"
+        ax.text(j, i, f"{value:.3f}", ha="center", va="center", color=color, fontsize=9)
+    ax.set_xticks(range(len(ops)), [OP_LABELS.get(o, o) for o in ops], rotation=30, ha="right")
+    ax.set_yticks(range(len(edges)), [f"edge {e.replace('<-', ' <- ')}" for e in edges])
+    ax.set_xlabel("operation")
+    return image
+
+
+def cell_posterior_figure(metrics: list[Row], gates: dict[str, Any], when: str) -> Figure:
+    """Figure 2 (nb201): q(op | edge) at the end as a heatmap, and its evolution per edge."""
+    edges, ops, probs = op_matrix(gates)
+    fig = new_figure(15, 5.2)
+    left, right = fig.subfigures(1, 2, width_ratios=[1, 1.5])
+    ax = left.subplots()
+    left.colorbar(_heatmap(ax, edges, ops, probs), ax=ax, label="q(op | edge)")
+    ax.set_title(f"Architecture posterior {when}")
+    axes = right.subplots(2, 3, sharex=True, sharey=True)
+    if metrics:
+        epoch, history = series(metrics, "epoch"), op_history(metrics)
+        for e, ax in enumerate(axes.flat):
+            for o, op in enumerate(ops):
+                ax.plot(epoch, history[:, e, o], "o-", ms=3, label=OP_LABELS.get(op, op))
+            ax.set_title(f"edge {edges[e].replace('<-', ' <- ')}", fontsize=10)
+            _epoch_axis(ax)
+        for ax in axes[0]:
+            ax.set_xlabel("")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("q(op)")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        right.legend(handles, labels, loc="outside lower center", ncols=len(ops), fontsize=9)
+    right.suptitle("Evolution over epochs", fontsize=11)
+    return fig
+
+
+def group_posterior_figure(gates: dict[str, Any], when: str) -> Figure:
+    """Figure 2 (resnet): keep probability per group, their histogram, and what is dropped."""
+    names, keep, _ = keep_probabilities(gates)
+    fig = new_figure(15, 4.8)
+    bar_ax, hist_ax, drop_ax = fig.subplots(1, 3, width_ratios=[3, 1.2, 1.3])
+    bars = bar_ax.bar(range(len(names)), keep, color=[stage_color(n) for n in names])
+    if len(names) <= 24:
+        bar_ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    bar_ax.axhline(0.5, color="grey", ls="--", lw=1, label="mode threshold 1/2")
+    bar_ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7 if len(names) > 24 else 8)
+    bar_ax.set_ylim(0, 1)
+    bar_ax.set_ylabel("keep probability 1 - p")
+    bar_ax.set_title(f"Keep probability per gate group {when} (colour: stage)")
+    bar_ax.legend(loc="lower right", fontsize=9)
+    hist_ax.hist(keep, bins=np.linspace(0, 1, 21), color="C0", edgecolor="white")
+    hist_ax.set_xlabel("keep probability 1 - p")
+    hist_ax.set_ylabel("gate groups")
+    hist_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    hist_ax.set_title("Histogram (bimodal in the paper)")
+    fractions = drop_fractions(gates)
+    x = np.arange(2)
+    for shift, (how, color) in zip((-0.2, 0.2), (("expected", "C0"), ("mode", "C1")), strict=True):
+        values = [100 * fractions[f"channels_{how}"], 100 * fractions[f"branches_{how}"]]
+        bars = drop_ax.bar(x + shift, values, 0.38, color=color, label=f"{how}")
+        drop_ax.bar_label(bars, fmt="%.1f%%", fontsize=8)
+    drop_ax.set_xticks(x, ["channels\n(gates off)", "branches\n(removed)"])
+    drop_ax.set_ylabel("dropped (%)")
+    drop_ax.set_ylim(0, 110)
+    drop_ax.legend(fontsize=9)
+    drop_ax.set_title("Dropped: expected vs mode")
+    return fig
+
+
+def entropy_figure(metrics: list[Row]) -> Figure:
+    """Figure 3: entropy of q per edge (nb201) or gate group (resnet) over epochs."""
+    gates = metrics[-1]["gates"]
+    epoch, entropy, names = series(metrics, "epoch"), entropy_history(metrics), unit_names(gates)
+    fig = new_figure(10, 4.8)
+    ax = fig.subplots()
+    if is_cell_space(gates):
+        maximum = math.log(len(gates["edges"][0]["probs"]))
+        for u, name in enumerate(names):
+            ax.plot(epoch, entropy[:, u], "o-", ms=4, label=f"edge {name.replace('<-', ' <- ')}")
+        ax.set_title("Entropy of q(op | edge) per edge")
+    else:
+        maximum = math.log(2)
+        for u, name in enumerate(names):
+            ax.plot(epoch, entropy[:, u], "-", lw=0.8, alpha=0.5, color=stage_color(name))
+        for stage in sorted({n.split(".")[0] for n in names}):
+            mean = entropy[:, [n.startswith(stage + ".") for n in names]].mean(1)
+            color = stage_color(stage)
+            ax.plot(epoch, mean, "o-", lw=2.5, color=color, label=f"stage {stage[1:]} (mean)")
+        ax.set_title("Entropy of the keep gate of each group (thin lines) and per-stage means")
+    ax.axhline(maximum, color="grey", ls="--", lw=1, label=f"maximum ln {round(math.exp(maximum))}")
+    ax.set_ylabel("entropy (nats)")
+    ax.set_ylim(0, 1.1 * maximum)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)
+    _epoch_axis(ax)
+    return fig
+
+
+def _sampler_label(sampler: str, rows: list[Row]) -> str:
+    best = max(r["val_acc"] for r in rows)
+    return f"{sampler} ({len(rows)} distinct of {rows[0]['n']}, best {best:.1%})"
+
+
+def samples_figure(calls: dict[str, list[Row]]) -> Figure:
+    """Figure 4: validation accuracy of the sampled candidates, and best-of-k per sampler."""
+    fig = new_figure(13, 4.6)
+    hist_ax, curve_ax = fig.subplots(1, 2)
+    accs = np.concatenate([[r["val_acc"] for r in rows] for rows in calls.values()])
+    bins = np.linspace(100 * accs.min(), 100 * accs.max() + 1e-9, 16)
+    for sampler, rows in calls.items():
+        color = SAMPLER_COLORS.get(sampler)
+        values = [100 * r["val_acc"] for r in rows]
+        label = _sampler_label(sampler, rows)
+        hist_ax.hist(values, bins=bins, histtype="stepfilled", alpha=0.35, color=color)
+        style = {"color": color, "ls": SAMPLER_LINES.get(sampler, "-"), "lw": 2}
+        hist_ax.hist(values, bins=bins, histtype="step", label=label, **style)
+        curve = best_of_k(rows)
+        k = np.arange(1, len(curve) + 1)
+        curve_ax.step(k, 100 * curve, where="post", label=sampler, **style)
+    hist_ax.set_xlabel("validation accuracy (%)")
+    hist_ax.set_ylabel("distinct candidates")
+    hist_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    hist_ax.set_title("Sampled candidates")
+    hist_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=9)
+    curve_ax.set_xlabel("k (architectures drawn)")
+    curve_ax.set_ylabel("best validation accuracy of the first k (%)")
+    curve_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    curve_ax.set_title("Best of k draws (the paper's Table 6)")
+    curve_ax.legend(fontsize=9, loc="lower right")
+    curve_ax.grid(alpha=0.3)
+    return fig
+
+
+def cost_figure(calls: dict[str, list[Row]]) -> Figure:
+    """Figure 5: validation accuracy against parameters and FLOPs; top-k filled, top-1 star."""
+    fig = new_figure(13, 4.8)
+    axes = fig.subplots(1, 2, sharey=True)
+    best = max((r for rows in calls.values() for r in rows), key=lambda r: r["val_acc"])
+    for ax, key, label in zip(
+        axes, ("params_m", "mflops"), ("parameters (M)", "FLOPs per image (M)"), strict=True
+    ):
+        for sampler, rows in calls.items():
+            color = SAMPLER_COLORS.get(sampler)
+            top = [r for r in rows if r["rank"] <= TOP_K]
+            rest = [r for r in rows if r["rank"] > TOP_K]
+            marker = SAMPLER_MARKERS.get(sampler, "D")
+            ax.scatter(
+                [r[key] for r in rest],
+                [100 * r["val_acc"] for r in rest],
+                s=30,
+                marker=marker,
+                facecolors="none",
+                edgecolors=color,
+                label=sampler,
+            )
+            ax.scatter(
+                [r[key] for r in top],
+                [100 * r["val_acc"] for r in top],
+                s=45,
+                marker=marker,
+                color=color,
+                edgecolors="black",
+                linewidths=1.2,
+                label=f"{sampler}: top {TOP_K}",
+            )
+        ax.scatter(
+            best[key], 100 * best["val_acc"], s=260, marker="*", color="gold", ec="black", zorder=3,
+            label=f"top-1 ({best['sampler']})",
+        )  # fmt: skip
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"Validation accuracy vs {label.split(' (')[0]}")
+    axes[0].set_ylabel("validation accuracy (%)")
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return fig
