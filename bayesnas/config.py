@@ -106,17 +106,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
         dataset="fashion-mnist",
         space="nb201",
-        space_options={"channels": 16, "cells": 1},
-        epochs=1,
+        space_options={"channels": 8, "cells": 1},
+        epochs=3,
         batch_size=128,
-        lr=0.05,
-        gate_lr=0.05,
-        warmup=0.0,
+        lr=0.1,
+        gate_lr=3.0,
+        warmup=0.1,
         tau=1.0,
-        tau_final=1.0,
+        tau_final=0.1,
         train_size=25600,
         val_size=10000,
         eval_size=10000,
+        augmentation={"pad": 0, "flip": False, "cutout": 0},  # three epochs: fit, do not regularise
     ),
     # METHOD.md's hyper-parameters: SupNet-M on CIFAR, 1800 epochs, tau 0.2, l2 50, N 5e5
     "paper": dict(

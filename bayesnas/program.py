@@ -51,8 +51,9 @@ def build_program(
     guide = VariationalDropoutGuide(
         net.layout, net.init_gate_logits(config.init_drop), num_data, config.tau
     )
-    if config.sampler == "uniform":
+    if config.sampler == "uniform":  # single-path one-shot: exact uniform draws, q never moves
         guide.gate_logits.requires_grad_(False)
         guide.gate_logits.data.zero_()
+        guide.relaxed = False
     elbo = TraceMeanField_ELBO(max_plate_nesting=1)(model, guide)
     return Program(net, model, guide, elbo)
