@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from bayesnas.errors import UserError
+from bayesnas.errors import Interrupted, UserError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -74,6 +74,7 @@ _POSITIVE_INT = click.IntRange(min=0)
 @click.option("--flip/--no-flip", default=None, help="Random horizontal flips [data set's].")
 @click.option("--cutout", type=_POSITIVE_INT, help="Cutout square side, 0 = off [16 on CIFAR].")
 @click.option("--workers", type=_POSITIVE_INT, help="Data-loading workers (ImageNet).")
+@click.option("--image-size", type=int, help="ImageNet training crop in pixels [224].")
 @click.option("--checkpoint-minutes", type=float, help="Also checkpoint mid-epoch this often [10].")
 @click.option(
     "--out",
@@ -115,14 +116,15 @@ def search(**opts) -> None:
                 f"{names} cannot change a run being resumed (its config.json rules); "
                 "only --device may"
             )
-        summary = run_search(None, resume, resume=True, progress=progress, device=opts["device"])
+        summary = run_search(
+            None, resume, resume=True, progress=progress, device=opts["device"], announce=_announce
+        )
     else:
         config = build_config(
             preset, space_options=space_options, augmentation=augmentation, **opts
         )
         run_dir = out or default_run_dir(config.dataset, config.space)
-        click.echo(f"run directory: {run_dir}", err=True)
-        summary = run_search(config, run_dir, force=force, progress=progress)
+        summary = run_search(config, run_dir, force=force, progress=progress, announce=_announce)
     minutes, seconds = divmod(round(summary["seconds"]), 60)
     click.echo(
         f"posterior written to {summary['path']} ({minutes}m{seconds:02d}s)\n"
@@ -130,6 +132,10 @@ def search(**opts) -> None:
         f"validation accuracy of the mode: {summary['mode_val_acc']:.2%} "
         f"on {summary['dataset']['val_images']} held-out images"
     )
+
+
+def _announce(run_dir: Path) -> None:
+    click.echo(f"run directory: {run_dir}", err=True)
 
 
 @cli.command()
@@ -231,7 +237,6 @@ def spaces_command() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning user errors into one line and exit 2."""
-    from bayesnas.search import Interrupted
 
     try:
         code = cli.main(args=argv, prog_name="bayesnas", standalone_mode=False)

@@ -38,6 +38,7 @@ class SearchConfig:
     eval_size: int | None = 10000  # validation images scored after each epoch (all at the end)
     augmentation: dict[str, Any] | None = None  # pad, flip, cutout; None: the data set's defaults
     workers: int | None = None  # DataLoader workers (ImageNet)
+    image_size: int | None = None  # ImageNet training crop (None: 224)
     checkpoint_minutes: float = 10.0  # also checkpoint mid-epoch this often
     preset: str | None = None
 
@@ -72,8 +73,12 @@ class SearchConfig:
         if self.sampler not in ("posterior", "uniform"):
             raise UserError(f"--sampler must be posterior or uniform, got {self.sampler!r}")
         from bayesnas.data import DATASETS
-        from bayesnas.spaces import create_space
+        from bayesnas.spaces import create_space, list_spaces
 
+        if self.space not in list_spaces():
+            create_space(self.space)  # raises the UserError that names the known spaces
+        if self.image_size is not None and self.image_size < 8:
+            raise UserError(f"--image-size must be at least 8, got {self.image_size}")
         if self.dataset not in DATASETS:
             raise UserError(
                 f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}"

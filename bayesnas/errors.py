@@ -1,4 +1,8 @@
-"""The one exception type the CLI turns into a one-line message and exit status 2."""
+"""Exceptions the CLI turns into one line: user errors (exit 2) and interruptions (exit 130)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a search: a checkpoint was written and the run can be resumed."""
 
 
 class UserError(Exception):

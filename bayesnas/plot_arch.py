@@ -76,10 +76,15 @@ def cell_figure(arch: str, title: str, probs: dict[str, dict[str, float]] | None
             text += f"\nq = {probs[f'{to}<-{src}'][op]:.2f}"
         y_text = y + (0.22 if span == 1 else 0)
         ax.text(
-            x, y_text, text, ha="center", va="bottom" if span == 1 else "center", fontsize=9,
+            x,
+            y_text,
+            text,
+            ha="center",
+            va="bottom" if span == 1 else "center",
+            fontsize=9,
             color="0.4" if none else "black",
             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": OP_COLORS[op], "alpha": 0.9},
-        )  # fmt: skip
+        )
     ax.set_xlim(-1, SPACING * 3 + 1)
     ax.set_ylim(-2.2, 2.3)
     ax.set_aspect("equal")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 OP_LABELS = {
@@ -183,6 +184,8 @@ def _heatmap(ax: Axes, edges: list[str], ops: list[str], probs: np.ndarray) -> A
     for (i, j), value in np.ndenumerate(probs):
         color = "black" if value > 0.6 else "white"
         ax.text(j, i, f"{value:.3f}", ha="center", va="center", color=color, fontsize=9)
+    for i, j in enumerate(probs.argmax(1)):
+        ax.add_patch(Rectangle((j - 0.45, i - 0.42), 0.9, 0.84, fill=False, ec="orange", lw=2))
     ax.set_xticks(range(len(ops)), [OP_LABELS.get(o, o) for o in ops], rotation=30, ha="right")
     ax.set_yticks(range(len(edges)), [f"edge {e.replace('<-', ' <- ')}" for e in edges])
     ax.set_xlabel("operation")
@@ -196,7 +199,7 @@ def cell_posterior_figure(metrics: list[Row], gates: dict[str, Any], when: str) 
     left, right = fig.subfigures(1, 2, width_ratios=[1, 1.5])
     ax = left.subplots()
     left.colorbar(_heatmap(ax, edges, ops, probs), ax=ax, label="q(op | edge)")
-    ax.set_title(f"Architecture posterior {when}")
+    ax.set_title(f"Architecture posterior {when} (framed: mode)")
     axes = right.subplots(2, 3, sharex=True, sharey=True)
     if metrics:
         epoch, history = series(metrics, "epoch"), op_history(metrics)
@@ -223,12 +226,11 @@ def group_posterior_figure(gates: dict[str, Any], when: str) -> Figure:
     bars = bar_ax.bar(range(len(names)), keep, color=[stage_color(n) for n in names])
     if len(names) <= 24:
         bar_ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    bar_ax.axhline(0.5, color="grey", ls="--", lw=1, label="mode threshold 1/2")
+    bar_ax.axhline(0.5, color="grey", ls="--", lw=1)
     bar_ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7 if len(names) > 24 else 8)
     bar_ax.set_ylim(0, 1)
     bar_ax.set_ylabel("keep probability 1 - p")
-    bar_ax.set_title(f"Keep probability per gate group {when} (colour: stage)")
-    bar_ax.legend(loc="lower right", fontsize=9)
+    bar_ax.set_title(f"Keep probability per gate group {when} (colour: stage; dashed: mode cut)")
     hist_ax.hist(keep, bins=np.linspace(0, 1, 21), color="C0", edgecolor="white")
     hist_ax.set_xlabel("keep probability 1 - p")
     hist_ax.set_ylabel("gate groups")
@@ -344,9 +346,15 @@ def cost_figure(calls: dict[str, list[Row]]) -> Figure:
                 label=f"{sampler}: top {TOP_K}",
             )
         ax.scatter(
-            best[key], 100 * best["val_acc"], s=260, marker="*", color="gold", ec="black", zorder=3,
+            best[key],
+            100 * best["val_acc"],
+            s=260,
+            marker="*",
+            color="gold",
+            ec="black",
+            zorder=3,
             label=f"top-1 ({best['sampler']})",
-        )  # fmt: skip
+        )
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
         ax.set_title(f"Validation accuracy vs {label.split(' (')[0]}")

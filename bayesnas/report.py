@@ -199,9 +199,11 @@ def _figures(run: RunData, calls: dict[str, list[Row]]) -> list[tuple[str, str, 
         made.append(("04-samples", "Sampled candidates", caption, plots.samples_figure(calls)))
         caption = f"validation accuracy vs cost; filled: top {plots.TOP_K} per sampler, star: top-1"
         made.append(("05-cost", "Accuracy vs cost", caption, plots.cost_figure(calls)))
-    arch = architecture_figure(run, top_candidate(calls))
+    best = top_candidate(calls)
+    arch = architecture_figure(run, best)
     if arch is not None:
-        made.append(("06-architecture", "Top-1 architecture", arch[1], arch[0]))
+        title = "Top-1 architecture" if best else "Posterior-mode architecture"
+        made.append(("06-architecture", title, arch[1], arch[0]))
     return made
 
 
@@ -223,11 +225,15 @@ def make_figures(run_dir: Path, out_dir: Path, fmt: str = "png") -> tuple[list[F
             "for figures 4-5"
         )
     elif list(calls) == ["posterior"]:
-        notes.append(f"only posterior samples: `bayesnas sample --run {run_dir} --sampler "
-                     "uniform` adds the baseline to figures 4-5")  # fmt: skip
+        notes.append(
+            f"only posterior samples: `bayesnas sample --run {run_dir} --sampler "
+            "uniform` adds the baseline to figures 4-5"
+        )
     if earlier:
-        notes.append(f"{SAMPLES} holds {earlier} earlier sample call(s); figures 4-5 use the "
-                     "latest call of each sampler")  # fmt: skip
+        notes.append(
+            f"{SAMPLES} holds {earlier} earlier sample call(s); figures 4-5 use the "
+            "latest call of each sampler"
+        )
     figures = []
     for stem, title, caption, figure in _figures(run, calls):
         path = out_dir / f"{stem}.{fmt}"
@@ -275,12 +281,16 @@ def summary(run_dir: Path) -> dict[str, Any]:
 def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
     """The summary as (label, value) lines, shared by the text and the HTML table."""
     data = info["dataset"]
-    sizes = f" ({data['train_images']} train / {data['val_images']} validation images)"
+    sizes = (
+        f" ({data['train_images']} train / {data['val_images']} validation images)"
+        if "val_images" in data
+        else ""
+    )
     options = ", ".join(f"{k}={v}" for k, v in info["space_options"].items())
     status = "finished" if info["finished"] else "not finished"
     rows = [
         ("run", info["run"]),
-        ("data set", data["name"] + (sizes if "val_images" in data else "")),
+        ("data set", data["name"] + sizes),
         ("space", f"{info['space']} ({options})" if options else info["space"]),
         ("epochs", f"{info['epochs_done']} / {info['epochs_planned']} ({status})"),
     ]

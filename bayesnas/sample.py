@@ -12,7 +12,6 @@ import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from tqdm import tqdm
 from bayesnas import rundir
 from bayesnas.data import build_search_data
 from bayesnas.errors import UserError
+from bayesnas.evaluate import first_images
 from bayesnas.posterior import SAMPLERS, Posterior, draw_architectures, find_run, load_posterior
 from bayesnas.rank import Candidate, batchnorm_for, best_of_k, distinct, evaluate_candidates
 from bayesnas.search import resolve_device
@@ -74,11 +74,11 @@ def _data(posterior: Posterior, device: torch.device, config: SampleConfig):
         val_size=c.val_size,
         augmentation=c.augmentation,
         workers=c.workers,
+        image_size=c.image_size,
     )
-    limit = None if config.val_size is None else -(-config.val_size // config.batch_size)
 
     def val_batches():
-        return islice(val.eval_batches(config.batch_size), limit)
+        return first_images(val.eval_batches(config.batch_size), config.val_size)
 
     def train_batches():
         return train.train_batches(config.batch_size, 0, config.seed)

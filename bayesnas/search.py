@@ -11,7 +11,7 @@ import math
 import signal
 import sys
 import time
-from itertools import islice
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,9 @@ from tqdm import tqdm
 from bayesnas import rundir
 from bayesnas.config import SearchConfig
 from bayesnas.data import build_search_data
-from bayesnas.errors import UserError
-from bayesnas.evaluate import evaluate_architecture
+from bayesnas.errors import Interrupted, UserError
+from bayesnas.evaluate import evaluate_architecture, first_images
 from bayesnas.program import Program, build_program
-
-
-class Interrupted(Exception):
-    """Ctrl-C during a search: a checkpoint was written, the run can be resumed."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,6 +81,7 @@ class Searcher:
             val_size=config.val_size,
             augmentation=config.augmentation,
             workers=config.workers,
+            image_size=config.image_size,
         )
         self.kl_n = config.kl_n or 10 * len(self.train_data)
         self.program: Program = build_program(
@@ -204,7 +201,8 @@ class Searcher:
 
     def _run_epoch(self, bar: tqdm) -> None:
         c = self.config
-        started, images_before = time.monotonic(), float(self.sums["images"])
+        started = counted = time.monotonic()  # epoch start; time already added to elapsed
+        images_before = float(self.sums["images"])
         batches = self.train_data.train_batches(
             c.batch_size, self.epoch, c.seed, self.step_in_epoch
         )
@@ -225,17 +223,14 @@ class Searcher:
                     f"{(s['images'] - images_before) / (now - started):.0f} img/s",
                     refresh=False,
                 )
-            if self._stop_requested:
-                self.elapsed += time.monotonic() - started
+            if self._stop_requested or now - self._last_checkpoint > 60 * c.checkpoint_minutes:
+                self.elapsed, counted = self.elapsed + now - counted, now
                 self._save_checkpoint()
-                raise Interrupted(self.run_dir)
-            if now - self._last_checkpoint > 60 * c.checkpoint_minutes:
-                self.elapsed += now - started
-                started = now
-                self._save_checkpoint()
-        seconds = time.monotonic() - started
-        self.elapsed += seconds
-        row = self._epoch_metrics(seconds, float(self.sums["images"]) - images_before)
+                if self._stop_requested:
+                    raise Interrupted(self.run_dir)
+        now = time.monotonic()
+        self.elapsed += now - counted
+        row = self._epoch_metrics(now - started, float(self.sums["images"]) - images_before)
         self.epoch, self.step_in_epoch = self.epoch + 1, 0
         self.sums = self._zero_sums()
         rundir.truncate_metrics(self.run_dir, self.epoch - 1)
@@ -248,10 +243,8 @@ class Searcher:
         steps, seen = max(1.0, float(s["steps"])), max(1.0, float(s["images"]))
         loss, nll = float(s["loss"]) / steps, float(s["nll"]) / seen
         kl = float(p.kl().detach()) / self.kl_n
-        limit = None if self.config.eval_size is None else -(-self.config.eval_size // 256)
-        val = evaluate_architecture(
-            p.net, p.mode(), islice(self.val_data.eval_batches(256), limit), autocast=self.cuda
-        )
+        batches = first_images(self.val_data.eval_batches(256), self.config.eval_size)
+        val = evaluate_architecture(p.net, p.mode(), batches, autocast=self.cuda)
         return {
             "epoch": self.epoch + 1,
             "step": (self.epoch + 1) * self.steps_per_epoch,
@@ -331,6 +324,7 @@ def run_search(
     force: bool = False,
     progress: bool = True,
     device: str | None = None,
+    announce: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Start (or resume) a search in ``run_dir``; returns a summary of its posterior."""
     if resume and not (run_dir / rundir.CONFIG).is_file():
@@ -351,6 +345,8 @@ def run_search(
                     "versions": rundir.versions(searcher.device),
                 },
             )
+        if announce is not None:
+            announce(run_dir)
         payload = rundir.load_torch(searcher.run(), "posterior")
     summary = {k: payload[k] for k in ("mode", "mode_val_acc", "seconds", "dataset")}
     return summary | {"path": run_dir / rundir.POSTERIOR}

@@ -63,10 +63,16 @@ def _search_and_sample(run_dir: Path, space: str) -> None:
     for sampler, seed in calls:
         sample(
             SampleConfig(
-                run=run_dir, n=12, top_k=0, sampler=sampler, seed=seed, drop_rate=0.3,
-                device="cpu", progress=False,
+                run=run_dir,
+                n=12,
+                top_k=0,
+                sampler=sampler,
+                seed=seed,
+                drop_rate=0.3,
+                device="cpu",
+                progress=False,
             )
-        )  # fmt: skip
+        )
 
 
 @pytest.fixture(scope="session")
