@@ -155,9 +155,7 @@ def _announce(run_dir: Path) -> None:
 @click.option(
     "--drop-rate",
     type=float,
-    default=0.5,
-    show_default=True,
-    help="Drop rate of --sampler fixed-dropout.",
+    help="Drop rate of --sampler fixed-dropout [the posterior's mean drop rate].",
 )
 @click.option(
     "--bn",
@@ -223,6 +221,32 @@ def export(run: Path | None, rank: int, fmt: str, out: Path | None) -> None:
     if not folder.is_dir():
         raise UserError(f"{folder} does not exist: run `bayesnas sample` with --top-k >= {rank}")
     click.echo(f"wrote {export_deployable(folder, fmt, out)}")
+
+
+@cli.command()
+@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder [RUN/plots].")
+@click.option(
+    "--format", "fmt", type=click.Choice(["png", "svg", "pdf"]), default="png", show_default=True
+)
+def plot(run: Path | None, out: Path | None, fmt: str) -> None:
+    """Draw the posterior diagnostics of a run (finished or still running) and an index.html."""
+    from bayesnas.report import plot_run
+
+    index, notes = plot_run(run, out, fmt)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"figures and index written: {index}")
+
+
+@cli.command()
+@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+def summary(run: Path | None) -> None:
+    """Print a run's summary table: data, space, epochs, ELBO, best candidate."""
+    from bayesnas.posterior import find_run
+    from bayesnas.report import summary_text
+
+    click.echo(summary_text(find_run(run)))
 
 
 @cli.command("spaces")

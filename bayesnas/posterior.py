@@ -68,7 +68,9 @@ def load_posterior(run_dir: Path, device: torch.device) -> Posterior:
     return Posterior(run_dir, config, program, payload)
 
 
-def sampler_guide(posterior: Posterior, sampler: str, drop_rate: float) -> VariationalDropoutGuide:
+def sampler_guide(
+    posterior: Posterior, sampler: str, drop_rate: float | None
+) -> VariationalDropoutGuide:
     """The guide a sampler draws from: the learned posterior, or a fixed baseline."""
     guide = posterior.program.guide
     layout = posterior.program.net.layout
@@ -81,7 +83,9 @@ def sampler_guide(posterior: Posterior, sampler: str, drop_rate: float) -> Varia
         )
     if sampler == "uniform":
         logits = torch.zeros_like(guide.gate_logits)
-    else:
+    else:  # by default the posterior's mean drop rate: the same expected size, no learned shape
+        if drop_rate is None:
+            drop_rate = float(torch.sigmoid(-guide.gate_logits).mean())
         logits = torch.full_like(guide.gate_logits, math.log((1 - drop_rate) / drop_rate))
     return VariationalDropoutGuide(layout, logits, guide.num_data).to(guide.gate_logits.device)
 
@@ -92,7 +96,7 @@ def draw_architectures(
     n: int,
     sampler: str = "posterior",
     seed: int = 0,
-    drop_rate: float = 0.5,
+    drop_rate: float | None = None,
     chunk: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` hard architectures ``[n, *layout.shape]`` from ``sampler`` (by Predictive, in

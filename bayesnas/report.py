@@ -64,24 +64,6 @@ class RunData:
         return "at the end" if self.posterior else f"after epoch {self.epochs_done} (running)"
 
 
-def read_jsonl(path: Path, warn: Any) -> list[Row]:
-    """JSON rows of ``path`` ([] if absent); a torn last line is skipped with ``warn(message)``."""
-    if not path.is_file():
-        return []
-    lines = path.read_text().splitlines()
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number != len(lines):
-                raise UserError(f"{path} line {number} is not JSON; repair or delete it") from None
-            warn(f"skipping the truncated last line of {path}")
-    return rows
-
-
 def _config(run_dir: Path, posterior: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
     """The search configuration from config.json, else from posterior.pt."""
     try:
@@ -106,7 +88,7 @@ def load_run(run_dir: Path) -> RunData:
         except UserError as exc:
             notes.append(f"{exc}; figures from metrics.jsonl only")
     config = _config(run_dir, posterior, notes)
-    samples = read_jsonl(run_dir / SAMPLES, notes.append)
+    samples = rundir.read_jsonl(run_dir / SAMPLES, notes.append)
     run = RunData(run_dir, config, metrics, posterior, samples, notes)
     if posterior is None:
         notes.append(

@@ -129,9 +129,8 @@ def locked(run_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_metrics(run_dir: Path, warn: Any = None) -> list[dict[str, Any]]:
-    """The metrics lines; a torn last line (a run killed mid-write) is skipped with a warning."""
-    path = run_dir / METRICS
+def read_jsonl(path: Path, warn: Any = None) -> list[dict[str, Any]]:
+    """JSON rows of ``path`` ([] if absent); a torn last line is skipped with ``warn(message)``."""
     if not path.is_file():
         return []
     lines = path.read_text().splitlines()
@@ -142,14 +141,16 @@ def read_metrics(run_dir: Path, warn: Any = None) -> list[dict[str, Any]]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            if number == len(lines):
-                if warn:
-                    warn(f"skipping the truncated last line of {path}")
-                continue
-            raise UserError(
-                f"{path} line {number} is not JSON; repair or delete that line"
-            ) from None
+            if number != len(lines):
+                raise UserError(f"{path} line {number} is not JSON; repair or delete it") from None
+            if warn:
+                warn(f"skipping the truncated last line of {path}")
     return rows
+
+
+def read_metrics(run_dir: Path, warn: Any = None) -> list[dict[str, Any]]:
+    """The metrics lines; a torn last line (a run killed mid-write) is skipped with a warning."""
+    return read_jsonl(run_dir / METRICS, warn)
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:

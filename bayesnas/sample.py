@@ -37,7 +37,7 @@ class SampleConfig:
     n: int = 20  # architectures drawn
     top_k: int = 5  # exported to export/rank-K/
     sampler: str = "posterior"  # posterior | uniform | fixed-dropout
-    drop_rate: float = 0.5  # the rate of fixed-dropout
+    drop_rate: float | None = None  # fixed-dropout's rate; None: the posterior's mean drop rate
     bn: str = "stats"  # stats: the super-network's running statistics; recalibrate: re-estimate
     bn_steps: int = 20  # training batches for --bn recalibrate
     batch_size: int = 256
@@ -55,7 +55,7 @@ class SampleConfig:
             raise UserError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
         if self.bn not in ("stats", "recalibrate"):
             raise UserError(f"--bn must be stats or recalibrate, got {self.bn!r}")
-        if not 0 < self.drop_rate < 1:
+        if self.drop_rate is not None and not 0 < self.drop_rate < 1:
             raise UserError(f"--drop-rate must lie in (0, 1), got {self.drop_rate}")
         if self.batch_size < 1 or (self.val_size is not None and self.val_size < 1):
             raise UserError("--batch-size and --val-size must be at least 1")
