@@ -11,19 +11,23 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.nn import PyroModule
+from torch import nn
 
 from bayesnas.spaces.base import SuperNet
 
 ARCH_SITE = "arch"  # the one sample site holding every gate of the super-network
 
 
-class SuperNetModel(PyroModule):
+class SuperNetModel(nn.Module):
     """p(gates) p(weights) p(labels | images, gates, weights) over a super-network.
 
     The weights are parameters (a point-mass guide), so their Gaussian prior of length scale
     ``l`` enters as ``pyro.factor`` terms: -l^2/2 * a_k ||m_k||^2 for gated weights at the
     drawn gates, -l^2/2 ||m||^2 for the rest.
+
+    A plain ``nn.Module`` on purpose: as a ``PyroModule`` every access to ``self.net`` records
+    each of its weights as a param site, which cost ~190 ms per step at nb201 C=16 N=5 on CPU
+    (docs/benchmarks.md); the weights are point estimates, so nothing is gained by that.
     """
 
     def __init__(self, net: SuperNet, num_data: int, prior_l2: float):
