@@ -19,12 +19,11 @@ import torch
 from tqdm import tqdm
 
 from bayesnas import rundir
-from bayesnas.data import build_search_data
 from bayesnas.errors import UserError
 from bayesnas.evaluate import first_images
 from bayesnas.posterior import SAMPLERS, Posterior, draw_architectures, find_run, load_posterior
 from bayesnas.rank import Candidate, batchnorm_for, best_of_k, distinct, evaluate_candidates
-from bayesnas.search import resolve_device
+from bayesnas.search import resolve_device, search_data
 
 SAMPLES = "samples.jsonl"
 
@@ -63,19 +62,7 @@ class SampleConfig:
 
 
 def _data(posterior: Posterior, device: torch.device, config: SampleConfig):
-    c = posterior.config
-    train, val, _ = build_search_data(
-        c.dataset,
-        c.data_root,
-        device=device,
-        val_fraction=c.val_fraction,
-        split_seed=c.seed,
-        train_size=c.train_size,
-        val_size=c.val_size,
-        augmentation=c.augmentation,
-        workers=c.workers,
-        image_size=c.image_size,
-    )
+    train, val, _ = search_data(posterior.config, device)
 
     def val_batches():
         return first_images(val.eval_batches(config.batch_size), config.val_size)

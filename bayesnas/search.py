@@ -55,6 +55,22 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def search_data(config: SearchConfig, device: torch.device):
+    """The (search-train, validation, info) split a configuration searches on."""
+    return build_search_data(
+        config.dataset,
+        config.data_root,
+        device=device,
+        val_fraction=config.val_fraction,
+        split_seed=config.seed,
+        train_size=config.train_size,
+        val_size=config.val_size,
+        augmentation=config.augmentation,
+        workers=config.workers,
+        image_size=config.image_size,
+    )
+
+
 def _without_device(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k != "device"}
 
@@ -71,18 +87,7 @@ class Searcher:
         self.config, self.run_dir, self.show_progress = config, Path(run_dir), progress
         self.device = resolve_device(config.device)
         pyro.set_rng_seed(config.seed)
-        self.train_data, self.val_data, self.info = build_search_data(
-            config.dataset,
-            config.data_root,
-            device=self.device,
-            val_fraction=config.val_fraction,
-            split_seed=config.seed,
-            train_size=config.train_size,
-            val_size=config.val_size,
-            augmentation=config.augmentation,
-            workers=config.workers,
-            image_size=config.image_size,
-        )
+        self.train_data, self.val_data, self.info = search_data(config, self.device)
         self.kl_n = config.kl_n or 10 * len(self.train_data)
         self.program: Program = build_program(
             config, self.info.num_classes, self.info.channels, self.kl_n
