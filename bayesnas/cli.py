@@ -142,7 +142,11 @@ def _announce(run_dir: Path) -> None:
 @click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
 @click.option("--n", "n", type=int, default=20, show_default=True, help="Architectures to draw.")
 @click.option(
-    "--top-k", type=int, default=5, show_default=True, help="Export the k best as export/rank-K/."
+    "--top-k",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Export the k best as export/rank-K/, replacing an earlier export; 0 keeps it.",
 )
 @click.option(
     "--sampler",

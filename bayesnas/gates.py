@@ -7,7 +7,7 @@ is the exact discrete one, so ``TraceMeanField_ELBO`` optimises the paper's Eq. 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -115,12 +115,16 @@ class GateLayout:
     kind: str
     shape: tuple[int, ...]
     group_of: torch.Tensor | None = None
+    _group_of_on: dict = field(default_factory=dict, compare=False, repr=False)
 
     def expand_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Per-gate-element logits from the guide's parameters (shared within a group)."""
-        if self.kind == "bernoulli":
-            return logits[self.group_of.to(logits.device)]
-        return logits
+        if self.kind != "bernoulli":
+            return logits
+        index = self._group_of_on.get(logits.device)
+        if index is None:  # copied once per device: a copy per step would stall a GPU each time
+            index = self._group_of_on[logits.device] = self.group_of.to(logits.device)
+        return logits[index]
 
     def distribution(
         self, logits: torch.Tensor, batch: int, temperature: float, hard: bool

@@ -6,13 +6,52 @@ from dataclasses import dataclass
 
 import pyro
 import torch
+from pyro import poutine
+from pyro.distributions.util import scale_and_mask
 from pyro.infer import TraceMeanField_ELBO
+from pyro.poutine.util import prune_subsample_sites
 from torch.distributions import kl_divergence
 
 from bayesnas.config import SearchConfig
 from bayesnas.guides import VariationalDropoutGuide
 from bayesnas.models import SuperNetModel
 from bayesnas.spaces import SuperNet, create_space
+
+
+class DeviceMeanFieldELBO(TraceMeanField_ELBO):
+    """Pyro's mean-field ELBO (analytic KL per latent site) with the loss kept on the device.
+
+    The parent reads the loss back to the host three times a step (two ``.item()`` calls and a
+    NaN check that also hooks the backward pass), and its traces compute the log-density of
+    every site, latent ones too. On a GPU each read stalls the queue and each unused density
+    costs kernels. Every latent site here is reparametrised with an analytic KL, so a particle's
+    ELBO is the observed sites' log-densities minus the scaled KLs, summed on the device; the
+    search checks the loss for NaN once per epoch instead. A test pins equality with the parent.
+    """
+
+    def _get_trace(self, model, guide, args, kwargs):
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+            *args, **kwargs
+        )
+        return prune_subsample_sites(model_trace), guide_trace
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        loss = 0.0
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            elbo = 0.0
+            for name, site in model_trace.nodes.items():
+                if site["type"] != "sample":
+                    continue
+                if site["is_observed"]:
+                    log_p = site["fn"].log_prob(site["value"])
+                    elbo = elbo + scale_and_mask(log_p, site["scale"], site["mask"]).sum()
+                    continue
+                q = guide_trace.nodes[name]  # scaled as the guide's site, as Pyro does
+                kl = kl_divergence(q["fn"], site["fn"])
+                elbo = elbo - scale_and_mask(kl, scale=q["scale"], mask=q["mask"]).sum()
+            loss = loss - elbo / self.num_particles
+        return loss
 
 
 @dataclass
@@ -25,7 +64,10 @@ class Program:
     elbo: torch.nn.Module  # pyro ELBOModule: elbo(images, labels) is the negative ELBO
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.elbo(images, labels) / self.model.num_data
+        """Eq. 15 on a batch. Pyro's validation is off here: its NaN/inf checks read each site's
+        log-probability back to the host, a GPU stall each (the tests run it with validation on)."""
+        with pyro.validation_enabled(False):
+            return self.elbo(images, labels) / self.model.num_data
 
     def kl(self) -> torch.Tensor:
         """KL(q(arch) || p(arch)) of one architecture draw, the KL term of Eq. 15 times N."""
@@ -55,5 +97,5 @@ def build_program(
         guide.gate_logits.requires_grad_(False)
         guide.gate_logits.data.zero_()
         guide.relaxed = False
-    elbo = TraceMeanField_ELBO(max_plate_nesting=1)(model, guide)
+    elbo = DeviceMeanFieldELBO(max_plate_nesting=1)(model, guide)
     return Program(net, model, guide, elbo)

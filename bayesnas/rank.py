@@ -91,10 +91,12 @@ def evaluate_candidates(
     bn: str = "stats",
     train_batches: Callable[[], Iterator] | None = None,
     bn_steps: int = 20,
-    autocast: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Fill ``metrics`` of every candidate: accuracy, NLL, params, FLOPs on the held-out split."""
+    """Fill ``metrics`` of every candidate: accuracy, NLL, params, FLOPs on the held-out split.
+
+    Scored in float32 on every device, so that an exported network run plainly (no autocast)
+    reproduces the ranked accuracy."""
     example = next(iter(val_batches()))[0]
     device = example.device
     for candidate in candidates:
@@ -105,7 +107,7 @@ def evaluate_candidates(
             else contextlib.nullcontext()
         )
         with context:
-            scores = evaluate_architecture(net, arch, val_batches(), autocast=autocast)
+            scores = evaluate_architecture(net, arch, val_batches())
         candidate.metrics = {
             "val_acc": scores["accuracy"],
             "val_nll": scores["nll"],

@@ -113,10 +113,12 @@ def _export_top(
     train_batches,
 ) -> None:
     """Write export/rank-K/ for the top-k, replacing an earlier export as a whole; each with the
-    BatchNorm statistics it was ranked with."""
+    BatchNorm statistics it was ranked with. With top-k 0 an earlier export is left as it is."""
     from bayesnas.export import export_candidate
 
     k, net = config.top_k, posterior.program.net
+    if k == 0:
+        return
     target = posterior.run_dir / "export"
     staging = posterior.run_dir / ".export-staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -128,8 +130,7 @@ def _export_top(
         with batchnorm_for(net, arch, config.bn, train_batches, config.bn_steps):
             export_candidate(out, net, arch, metrics=row, dataset=dataset)
     shutil.rmtree(target, ignore_errors=True)
-    if k:
-        staging.rename(target)
+    staging.rename(target)
 
 
 def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
@@ -157,7 +158,6 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
             bn=config.bn,
             train_batches=train_batches,
             bn_steps=config.bn_steps,
-            autocast=device.type == "cuda",
             progress=bar.update,
         )
     ranked = sorted(candidates, key=lambda c: (-c.metrics["val_acc"], c.metrics["val_nll"]))

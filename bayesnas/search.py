@@ -229,10 +229,12 @@ class Searcher:
                     refresh=False,
                 )
             if self._stop_requested or now - self._last_checkpoint > 60 * c.checkpoint_minutes:
+                self._check_finite()
                 self.elapsed, counted = self.elapsed + now - counted, now
                 self._save_checkpoint()
                 if self._stop_requested:
                     raise Interrupted(self.run_dir)
+        self._check_finite()
         now = time.monotonic()
         self.elapsed += now - counted
         row = self._epoch_metrics(now - started, float(self.sums["images"]) - images_before)
@@ -241,6 +243,15 @@ class Searcher:
         rundir.truncate_metrics(self.run_dir, self.epoch - 1)
         rundir.append_metrics(self.run_dir, row)
         self._save_checkpoint()
+
+    def _check_finite(self) -> None:
+        """Stop before a diverged state is checkpointed (the loss stays on the device otherwise)."""
+        loss = float(self.sums["loss"])
+        if not math.isfinite(loss):
+            raise UserError(
+                f"the loss became {loss} in epoch {self.epoch + 1}; checkpoint.pt still holds the "
+                "last finite state: start a new run with a lower --lr or --gate-lr"
+            )
 
     def _epoch_metrics(self, seconds: float, images: float) -> dict[str, Any]:
         """The metrics.jsonl row of the epoch just trained."""

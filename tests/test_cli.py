@@ -51,11 +51,18 @@ def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> str
     return lines[0]
 
 
+def _third_party_cache(relative: Path) -> bool:
+    """HOME and the cache dir, bayesnas's own cache aside: CUDA and torch keep caches there."""
+    parts = relative.parts
+    return parts[0] == "home" or (parts[0] == "no-cache" and parts[1:2] != ("bayesnas",))
+
+
 def tree_state(root: Path) -> dict[str, tuple]:
-    """Every file and folder under ``root`` (lock files aside) with its content hash and mtime."""
+    """Every file and folder under ``root`` (lock files and other programs' caches aside) with
+    its content hash and mtime."""
     state: dict[str, tuple] = {}
     for path in sorted(root.rglob("*")):
-        if path.name == ".lock":
+        if path.name == ".lock" or _third_party_cache(path.relative_to(root)):
             continue
         key = str(path.relative_to(root))
         if path.is_dir():
@@ -150,6 +157,7 @@ BAD_ARGUMENTS = [
     (("--space", "nb201", "--width", "4"), ("--width", "nb201")),
     (("--space", "resnet", "--channels", "4"), ("--channels", "resnet")),
     (("--channels", "0"), ("--channels", "0")),
+    (("--space", "resnet", "--width", "1"), ("--width", "at least 2")),
 ]
 
 

@@ -130,6 +130,7 @@ def test_sample_pairs_ranks_records_and_exports(nb201_run):
     sample(SampleConfig(run=nb201_run, n=5, top_k=0, sampler="uniform", seed=4, progress=False))
     after = (run_dir / "samples.jsonl").read_text().splitlines()
     assert after[: len(before)] == before and len(after) > len(before)
+    assert (run_dir / "export" / "rank-1" / "weights.safetensors").is_file()  # top-k 0 keeps it
     assert all(json.loads(line)["sampler"] == "uniform" for line in after[len(before) :])
     assert (run_dir / "best_of_k-uniform.json").is_file()
 

@@ -58,6 +58,9 @@ class SuperNetModel(nn.Module):
                 pyro.factor("gated_weight_prior", -0.5 * self.prior_l2 * penalty)
             logits = self.net(images, gates)
             self.last_logits = logits.detach()
-            pyro.sample("labels", dist.Categorical(logits=logits.float()), obs=labels)
+            # labels are checked when the data set is read; validating them here would read a
+            # flag back from the GPU at every step
+            likelihood = dist.Categorical(logits=logits.float(), validate_args=False)
+            pyro.sample("labels", likelihood, obs=labels)
         pyro.factor("weight_prior", -0.5 * self.prior_l2 * self.net.ungated_sq_norm())
         return logits

@@ -46,7 +46,9 @@ class Cell(nn.Module):
         self, x: torch.Tensor, weights: torch.Tensor, rows: list[list[Rows]]
     ) -> torch.Tensor:
         """Per-example mixture of the ops; ``weights`` is ``[B, 6, 5]`` and ``rows[e][op]`` says
-        which examples compute op ``op`` of edge ``e`` (all, a subset, or none at all)."""
+        which examples compute op ``op`` of edge ``e`` (all, a subset, or none at all).
+        The mixture is summed in the activations' dtype (bf16 under CUDA autocast)."""
+        weights = weights.to(x.dtype)
         nodes, pooled = [x], [self.pool(x)]  # a node's pooling is shared by its out-edges
         for node in (1, 2, 3):
             total = torch.zeros_like(x)
@@ -61,7 +63,7 @@ class Cell(nn.Module):
                     elif index is not NO_ROWS:
                         w = weights[index, edge, op].view(-1, 1, 1, 1)
                         out = self.apply_op(edge, op, nodes[src][index], pooled[src][index])
-                        total = total.index_add(0, index, w * out)
+                        total = total.index_add(0, index, (w * out).to(total.dtype))
             nodes.append(total)
             if node < 3:
                 pooled.append(self.pool(total))
@@ -88,8 +90,11 @@ class Cell(nn.Module):
 def _rows_per_op(gates: torch.Tensor) -> list[list[Rows]]:
     """For every (edge, op): the examples whose weight reaches MIXTURE_FLOOR, so that an op is
     computed only where it contributes (exact draws: one op per example and edge)."""
-    keep = (gates > MIXTURE_FLOOR).cpu()  # one device-to-host transfer per forward
-    counts = keep.sum(0).tolist()
+    keep = gates > MIXTURE_FLOOR
+    counts = keep.sum(0).tolist()  # the one device-to-host read of a forward
+    # per (edge, op), the examples that compute it come first, in order: the counts above say
+    # how many, so no further read-back is needed
+    order = torch.sort((~keep).to(torch.uint8), dim=0, stable=True).indices
     batch = gates.shape[0]
     rows: list[list[Rows]] = []
     for edge in range(len(EDGES)):
@@ -100,7 +105,7 @@ def _rows_per_op(gates: torch.Tensor) -> list[list[Rows]]:
             elif counts[edge][op] == batch:
                 row.append(ALL)
             else:
-                row.append(keep[:, edge, op].nonzero().flatten().to(gates.device))
+                row.append(order[: counts[edge][op], edge, op])
         rows.append(row)
     return rows
 

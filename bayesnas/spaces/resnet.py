@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
 from bayesnas.spaces import register_space
 from bayesnas.spaces.base import SuperNet
@@ -34,9 +35,9 @@ class Branch(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
 
     def forward(self, x: torch.Tensor, masks: Masks) -> torch.Tensor:
-        h = torch.relu(x) * masks[0]
-        h = torch.relu(self.bn1(self.conv1(h))) * masks[1]
-        return self.bn2(self.conv2(h))
+        h = torch.relu(x) * masks[0].to(x.dtype)  # bf16 activations stay bf16 under autocast
+        h = self.bn1(self.conv1(h))
+        return self.bn2(self.conv2(torch.relu(h) * masks[1].to(h.dtype)))
 
     def forward_kept(self, x: torch.Tensor, kept_in: torch.Tensor, kept_mid: torch.Tensor):
         """The branch restricted to kept input and middle channels (the rest is never computed)."""
@@ -253,4 +254,6 @@ def resnet(
     stem_channels: int = 16,
 ) -> ResNetSupNet:
     """SupNet-M (width 96: 26.2 M parameters; small widths for CPU)."""
+    if width < 2:  # the shake-shake shortcut splits a stage's channels in two halves
+        raise UserError(f"--width must be at least 2, got {width}")
     return ResNetSupNet(width, blocks, num_classes, in_channels, stem_channels)

@@ -6,6 +6,7 @@ import pyro
 import pytest
 import torch
 import torch.nn.functional as F
+from pyro.infer import TraceMeanField_ELBO
 
 from bayesnas.config import SearchConfig
 from bayesnas.program import build_program
@@ -83,6 +84,26 @@ def test_svi_loss_is_eq15(space, options, by_hand):
     assert svi_loss.item() == pytest.approx(expected.item(), rel=1e-5)
     svi_loss.backward()
     assert program.guide.gate_logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "space,options", [("nb201", {"channels": 4, "cells": 1}), ("resnet", {"width": 4, "blocks": 1})]
+)
+def test_device_elbo_equals_pyros_trace_mean_field_elbo(space, options):
+    """The on-device ELBO gives Pyro's TraceMeanField_ELBO loss and gradients, validation on."""
+    torch.manual_seed(0)
+    program = _program(space, options)
+    images = torch.randn(6, 3, 16, 16, dtype=torch.float64)
+    labels = torch.randint(0, 10, (6,))
+    results = []
+    for elbo in (program.elbo.elbo, TraceMeanField_ELBO(max_plate_nesting=1)):
+        pyro.set_rng_seed(123)
+        with pyro.validation_enabled(True):
+            loss = elbo.differentiable_loss(program.model, program.guide, images, labels)
+        params = [program.guide.gate_logits, program.net.stem[0].weight]
+        results.append((loss.detach(), *torch.autograd.grad(loss, params)))
+    for ours, pyros in zip(*results, strict=True):
+        torch.testing.assert_close(ours, pyros, rtol=1e-12, atol=1e-12)
 
 
 def test_kl_scale_counts_gates_once_per_data_set():
