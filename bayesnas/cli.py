@@ -126,8 +126,14 @@ def search(**opts) -> None:
         run_dir = out or default_run_dir(config.dataset, config.space)
         summary = run_search(config, run_dir, force=force, progress=progress, announce=_announce)
     minutes, seconds = divmod(round(summary["seconds"]), 60)
+    click.echo(f"posterior written to {summary['path']} ({minutes}m{seconds:02d}s)")
+    if summary["sampler"] == "uniform":  # q stayed uniform: its argmax is no architecture at all
+        click.echo(
+            "uniformly trained super-network (q is flat, so it has no mode): rank its "
+            f"sub-networks with `bayesnas sample --run {summary['path'].parent} --sampler uniform`"
+        )
+        return
     click.echo(
-        f"posterior written to {summary['path']} ({minutes}m{seconds:02d}s)\n"
         f"posterior mode: {summary['mode']}\n"
         f"validation accuracy of the mode: {summary['mode_val_acc']:.2%} "
         f"on {summary['dataset']['val_images']} held-out images"

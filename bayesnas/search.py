@@ -249,8 +249,8 @@ class Searcher:
         loss = float(self.sums["loss"])
         if not math.isfinite(loss):
             raise UserError(
-                f"the loss became {loss} in epoch {self.epoch + 1}; checkpoint.pt still holds the "
-                "last finite state: start a new run with a lower --lr or --gate-lr"
+                f"the loss became {loss} in epoch {self.epoch + 1} and the search stopped without "
+                "saving that state: start a new run with a lower --lr or --gate-lr"
             )
 
     def _epoch_metrics(self, seconds: float, images: float) -> dict[str, Any]:
@@ -365,4 +365,5 @@ def run_search(
             announce(run_dir)
         payload = rundir.load_torch(searcher.run(), "posterior")
     summary = {k: payload[k] for k in ("mode", "mode_val_acc", "seconds", "dataset")}
-    return summary | {"path": run_dir / rundir.POSTERIOR}
+    sampler = payload["config"].get("sampler", "posterior")
+    return summary | {"path": run_dir / rundir.POSTERIOR, "sampler": sampler}

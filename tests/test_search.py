@@ -23,6 +23,7 @@ from fakedata import write_cifar, write_imagenet
 
 import bayesnas
 from bayesnas.config import SearchConfig
+from bayesnas.errors import UserError
 from bayesnas.search import run_search
 from bayesnas.spaces.nb201 import OPS
 
@@ -237,6 +238,31 @@ def test_resnet_search(tmp_path: Path, fake_cifar10: Path) -> None:
     assert posterior["kind"] == "posterior" and posterior["space"] == "resnet"
     assert posterior["gate_logits"].shape == (len(groups),)
     assert re.match(r"^s1: .* \| s2: .* \| s3: .*$", posterior["mode"]), posterior["mode"]
+
+
+def test_uniform_single_path_search(tmp_path: Path, fake_cifar10: Path) -> None:
+    """`search --sampler uniform`: q never moves, no mode is claimed, its paths can be ranked."""
+    run = tmp_path / "run"
+    result = run_cli(*search_args(fake_cifar10, "--out", run, "--sampler", "uniform"), cwd=tmp_path)
+    assert_ok(result)
+    assert "uniformly trained" in result.stdout and "posterior mode" not in result.stdout
+    assert torch.count_nonzero(load(run / "posterior.pt")["gate_logits"]) == 0
+    result = run_cli("sample", "--run", run, "--n", "4", "--top-k", "1", "--sampler", "uniform",
+                     "--device", "cpu", "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert_ok(result)
+    assert (run / "best_of_k-uniform.json").is_file()
+
+
+def test_diverged_search_stops_before_saving(
+    tmp_path: Path, fake_cifar10: Path, one_thread: None
+) -> None:
+    """A loss that is no longer finite ends the search with a user error; nothing NaN is kept."""
+    run = tmp_path / "run"
+    config = tiny_config("cifar10", fake_cifar10, epochs=2, lr=1e30)
+    with pytest.raises(UserError, match="loss became .* in epoch 1 .* lower --lr"):
+        run_search(config, run, progress=False)
+    assert not (run / "checkpoint.pt").exists() and not (run / "posterior.pt").exists()
+    assert not (run / "metrics.jsonl").exists() or not (run / "metrics.jsonl").read_text()
 
 
 @pytest.fixture
