@@ -28,9 +28,11 @@ _POSITIVE_INT = click.IntRange(min=0)
 @click.option("--space", help="Search space: nb201 | resnet  [nb201]")
 @click.option(
     "--preset",
-    type=click.Choice(["quick", "paper", "bench"]),
-    help="quick: minutes on a laptop CPU (Fashion-MNIST); paper: the PGNAS paper's "
-    "settings; bench: NAS-Bench-201 search settings (C=16, N=5, 25k/25k split).",
+    type=click.Choice(["quick", "cpu", "bench", "paper"]),
+    help="quick: minutes on a laptop CPU, any data set (Fashion-MNIST by default); cpu: the "
+    "CIFAR-10 search for a 2-core CPU (at most 30 min); bench: NAS-Bench-201's setting for "
+    "GPUs (C=16, N=5, 50 epochs, 25k/25k); paper: the PGNAS paper's SupNet-M recipe. "
+    "`bayesnas presets` prints every value.",
 )
 @click.option(
     "--sampler",
@@ -42,14 +44,24 @@ _POSITIVE_INT = click.IntRange(min=0)
 @click.option("--lr", type=float, help="Initial learning rate of the weights (cosine to 0).")
 @click.option("--gate-lr", type=float, help="Initial learning rate of the gate logits.")
 @click.option(
-    "--warmup", type=float, help="Fraction of steps that train weights with frozen gates."
+    "--warmup",
+    type=float,
+    help="Fraction of steps that train the weights on exact draws from a frozen q.",
 )
 @click.option("--channels", type=_POSITIVE_INT, help="nb201: channels C of the first stage.")
 @click.option("--cells", type=_POSITIVE_INT, help="nb201: cells N per stage.")
 @click.option("--width", type=_POSITIVE_INT, help="resnet: base width (96 = the paper's 26.2 M).")
 @click.option("--blocks", type=_POSITIVE_INT, help="resnet: blocks per stage (paper: 4).")
-@click.option("--tau", type=float, help="Concrete temperature at the start.")
-@click.option("--tau-final", type=float, help="Concrete temperature at the end (linear anneal).")
+@click.option("--tau", type=float, help="Concrete temperature when q starts to learn.")
+@click.option(
+    "--tau-final", type=float, help="Concrete temperature at the end (linear after the warm-up)."
+)
+@click.option(
+    "--prune-below",
+    type=float,
+    help="After the warm-up, an op whose probability under q is below this at an epoch end is "
+    "pruned (never computed again); 0 = off.",
+)
 @click.option("--init-drop", type=float, help="Initial drop probability of Bernoulli groups.")
 @click.option(
     "--prior-l2",
@@ -267,6 +279,17 @@ def spaces_command() -> None:
     for name in list_spaces():
         net = create_space(name)
         click.echo(f"{name:8s} {type(net).__doc__.splitlines()[0]}")
+
+
+@cli.command("presets")
+def presets_command() -> None:
+    """Print each search preset: what it is for and every value it sets."""
+    from bayesnas.config import PRESET_PURPOSE, PRESETS
+
+    for name, values in PRESETS.items():
+        click.echo(f"{name}: {PRESET_PURPOSE[name]}")
+        for key, value in values.items():
+            click.echo(f"    {key.replace('_', '-')}: {value}")
 
 
 def main(argv: list[str] | None = None) -> None:

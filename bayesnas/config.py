@@ -25,7 +25,8 @@ class SearchConfig:
     gate_lr: float = 0.025  # learning rate of the gate logits (the paper uses one lr for both)
     warmup: float = 0.0  # fraction of steps in which the gates stay frozen while weights train
     tau: float = 1.0  # Concrete temperature at the start ...
-    tau_final: float = 1.0  # ... annealed linearly to this by the last step
+    tau_final: float = 1.0  # ... annealed linearly after the warm-up to this by the last step
+    prune_below: float = 0.0  # after the warm-up, an op with q below this at an epoch end is cut
     init_drop: float = 0.1  # initial drop probability p of every Bernoulli group (paper)
     prior_l2: float = 50.0  # l^2, the precision of the Gaussian weight prior (paper's "l2")
     kl_n: int | None = None  # N of Eq. 15; None: 10 x the search-train size (paper: 5e5 on CIFAR)
@@ -60,6 +61,8 @@ class SearchConfig:
                 )
         if self.gate_lr < 0:
             raise UserError(f"--gate-lr must be >= 0, got {self.gate_lr}")
+        if not 0 <= self.prune_below < 0.2:
+            raise UserError(f"--prune-below must lie in [0, 0.2), got {self.prune_below}")
         if not 0 <= self.warmup < 1:
             raise UserError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if not 0 < self.init_drop < 1:
@@ -106,8 +109,18 @@ class SearchConfig:
         return cls(**data)
 
 
+# What each preset is for; `bayesnas search --help` prints these lines with the values.
+PRESET_PURPOSE = {
+    "quick": "a few minutes on a laptop CPU, any data set (Fashion-MNIST by default)",
+    "cpu": "the CIFAR-10 search for a 2-core CPU: at most 30 minutes",
+    "bench": "NAS-Bench-201's search setting (C=16, N=5, 50 epochs, 25k/25k) for GPUs",
+    "paper": "the PGNAS paper's SupNet-M recipe (1800 epochs: GPU-days)",
+}
+
+# Sizes in a preset are caps: on a data set with fewer examples the split takes what there is.
 PRESETS: dict[str, dict[str, Any]] = {
-    # a few minutes on a laptop CPU: a small NB201 net on a slice of the data
+    # a small NB201 net on a slice of the data; one epoch of weight warm-up on exact draws, then
+    # q learns from trained weights (docs/architecture.md, "What decides q")
     "quick": dict(
         dataset="fashion-mnist",
         space="nb201",
@@ -115,14 +128,32 @@ PRESETS: dict[str, dict[str, Any]] = {
         epochs=3,
         batch_size=128,
         lr=0.1,
-        gate_lr=3.0,
-        warmup=0.1,
+        gate_lr=0.5,
+        warmup=0.3,
         tau=1.0,
-        tau_final=0.1,
+        tau_final=0.3,
+        prune_below=0.01,
         train_size=25600,
         val_size=10000,
         eval_size=10000,
         augmentation={"pad": 0, "flip": False, "cutout": 0},  # three epochs: fit, do not regularise
+    ),
+    # CIFAR-10 on a 2-core CPU: the same net, 10 epochs of 25k with the first half warm-up
+    "cpu": dict(
+        dataset="cifar10",
+        space="nb201",
+        space_options={"channels": 8, "cells": 1},
+        epochs=10,
+        batch_size=128,
+        lr=0.1,
+        gate_lr=0.5,
+        warmup=0.5,
+        tau=1.0,
+        tau_final=0.3,
+        prune_below=0.01,
+        train_size=25000,
+        val_size=10000,
+        eval_size=10000,
     ),
     # METHOD.md's hyper-parameters: SupNet-M on CIFAR, 1800 epochs, tau 0.2, l2 50, N 5e5
     "paper": dict(
@@ -138,7 +169,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         prior_l2=50.0,
         kl_n=500_000,
     ),
-    # the settings NAS-Bench-201 papers search with: C=16, N=5, 25k/25k CIFAR-10 split
+    # the settings NAS-Bench-201 papers search with: C=16, N=5, 25k/25k CIFAR-10 split; the
+    # weights warm up for 15 of 50 epochs before q moves (DrNAS waits 10 of 50)
     "bench": dict(
         dataset="cifar10",
         space="nb201",
@@ -146,14 +178,32 @@ PRESETS: dict[str, dict[str, Any]] = {
         epochs=50,
         batch_size=64,
         lr=0.025,
-        gate_lr=0.025,
+        gate_lr=0.1,
+        warmup=0.3,
         tau=1.0,
-        tau_final=0.5,
+        tau_final=0.3,
+        prune_below=0.01,
         train_size=25000,
         val_size=25000,
         augmentation={"pad": 4, "flip": True, "cutout": 0},
     ),
 }
+
+
+def _capped_sizes(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The preset's split sizes, cut to what the chosen data set's split can hold."""
+    from bayesnas.data import split_sizes
+    from bayesnas.datasets import DATASETS, dataset_info
+
+    dataset = overrides.get("dataset") or preset.get("dataset") or SearchConfig.dataset
+    if dataset not in DATASETS:
+        return {}
+    total = dataset_info(dataset).train_images
+    fraction = overrides.get("val_fraction") or preset.get("val_fraction", 0.5)
+    if total is None or not 0 < fraction < 1:
+        return {}
+    room = split_sizes(total, fraction)
+    return {k: min(preset[k], room[k]) for k in ("train_size", "val_size") if k in preset}
 
 
 def build_config(preset: str | None, **overrides: Any) -> SearchConfig:
@@ -162,7 +212,8 @@ def build_config(preset: str | None, **overrides: Any) -> SearchConfig:
     if preset is not None:
         if preset not in PRESETS:
             raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        base = dataclasses.replace(base, preset=preset, **PRESETS[preset])
+        values = PRESETS[preset] | _capped_sizes(PRESETS[preset], overrides)
+        base = dataclasses.replace(base, preset=preset, **values)
     space_options = dict(base.space_options)
     if overrides.get("space") not in (None, base.space):
         space_options = {}

@@ -53,6 +53,12 @@ DEFAULT_AUGMENTATION: dict[str, dict[str, int | bool]] = {
 }
 
 
+def split_sizes(num_examples: int, val_fraction: float) -> dict[str, int]:
+    """The most search-train and validation examples a split of ``num_examples`` can hold."""
+    num_val = min(max(round(num_examples * val_fraction), 1), num_examples - 1)
+    return {"train_size": num_examples - num_val, "val_size": num_val}
+
+
 def search_split(
     num_examples: int,
     val_fraction: float = 0.5,
@@ -65,8 +71,7 @@ def search_split(
         raise UserError(f"cannot split {num_examples} examples into search-train and validation")
     if not 0.0 < val_fraction < 1.0:
         raise UserError(f"val_fraction must be between 0 and 1 (exclusive), not {val_fraction}")
-    num_val = min(max(round(num_examples * val_fraction), 1), num_examples - 1)
-    parts = {"train_size": num_examples - num_val, "val_size": num_val}
+    parts = split_sizes(num_examples, val_fraction)
     for key, cap in (("train_size", train_size), ("val_size", val_size)):
         if cap is not None and not 1 <= cap <= parts[key]:
             raise UserError(

@@ -44,15 +44,16 @@ class DatasetInfo:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    train_images: int | None = None  # size of the training split, where fixed by the format
 
 
 _INFOS = {
     info.name: info
     for info in (
-        DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-        DatasetInfo("cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-        DatasetInfo("fashion-mnist", 10, 1, 28, (0.2860,), (0.3530,)),
-        DatasetInfo("mnist", 10, 1, 28, (0.1307,), (0.3081,)),
+        DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 50000),
+        DatasetInfo("cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 50000),
+        DatasetInfo("fashion-mnist", 10, 1, 28, (0.2860,), (0.3530,), 60000),
+        DatasetInfo("mnist", 10, 1, 28, (0.1307,), (0.3081,), 60000),
         DatasetInfo("imagenet", 1000, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     )
 }

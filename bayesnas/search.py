@@ -27,6 +27,8 @@ from bayesnas.errors import Interrupted, UserError
 from bayesnas.evaluate import evaluate_architecture, first_images
 from bayesnas.program import Program, build_program
 
+PRUNED_LOGIT = -1e4  # softmax gives such an op exactly 0 in float32 and bf16
+
 
 def resolve_device(name: str) -> torch.device:
     """'auto' picks CUDA when present; asking for CUDA without it is a user error."""
@@ -152,13 +154,30 @@ class Searcher:
         names = ("loss", "nll", "correct", "images", "steps")
         return {k: torch.zeros((), device=getattr(self, "device", "cpu")) for k in names}
 
+    @property
+    def warmup_steps(self) -> int:
+        """Steps in which q stays frozen while the weights train on exact draws from it."""
+        return math.ceil(self.config.warmup * self.total_steps)
+
     def _schedule(self, step: int) -> float:
-        """Set the learning rates and temperature for global ``step``; returns tau."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = cosine(group["base_lr"], step, self.total_steps)
-        c = self.config
-        tau = c.tau + (c.tau_final - c.tau) * step / max(1, self.total_steps - 1)
-        self.program.guide.temperature = tau
+        """Set the learning rates, the draw kind and the temperature for global ``step``.
+
+        During the warm-up q is frozen, so the weights train on exact draws from it: each
+        example computes one op per edge, which is unbiased for Eq. 15's weight gradient and
+        cheap. Afterwards the gates are relaxed (Concrete) so that q gets gradients, and the
+        gate learning rate and tau follow their schedules over the remaining steps. Returns tau.
+        """
+        c, guide = self.config, self.program.guide
+        weights, *gates = self.optimizer.param_groups
+        weights["lr"] = cosine(weights["base_lr"], step, self.total_steps)
+        learning = step - self.warmup_steps
+        remaining = max(1, self.total_steps - self.warmup_steps)
+        for group in gates:
+            group["lr"] = cosine(group["base_lr"], learning, remaining) if learning >= 0 else 0.0
+        if c.sampler == "posterior":
+            guide.relaxed = learning >= 0
+        tau = c.tau + (c.tau_final - c.tau) * max(0, learning) / max(1, remaining - 1)
+        guide.temperature = tau
         return tau
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> None:
@@ -167,7 +186,7 @@ class Searcher:
             loss = self.program.loss(images, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if step < self.config.warmup * self.total_steps:
+        if step < self.warmup_steps:
             self.program.guide.gate_logits.grad = None
         self.optimizer.step()
         logits = self.program.model.last_logits.float()
@@ -235,6 +254,7 @@ class Searcher:
                 if self._stop_requested:
                     raise Interrupted(self.run_dir)
         self._check_finite()
+        self._prune()
         now = time.monotonic()
         self.elapsed += now - counted
         row = self._epoch_metrics(now - started, float(self.sums["images"]) - images_before)
@@ -243,6 +263,26 @@ class Searcher:
         rundir.truncate_metrics(self.run_dir, self.epoch - 1)
         rundir.append_metrics(self.run_dir, row)
         self._save_checkpoint()
+
+    def _prune(self) -> None:
+        """Progressive pruning: after the warm-up, an op whose probability under q fell below
+        ``prune_below`` at an epoch's end gets probability 0 from then on, so that it is never
+        computed again (DrNAS prunes progressively too). Its logit is pinned at PRUNED_LOGIT,
+        where softmax underflows to exactly 0, and its momentum is cleared: its gradient is then
+        exactly 0, so it stays there and a resume restores it from the checkpoint."""
+        c, logits = self.config, self.program.guide.gate_logits
+        if c.prune_below <= 0 or c.sampler != "posterior" or self.program.net.layout.kind != (
+            "categorical"
+        ):
+            return
+        if (self.epoch + 1) * self.steps_per_epoch <= self.warmup_steps:
+            return
+        with torch.no_grad():
+            prune = torch.softmax(logits, -1) < c.prune_below
+            logits[prune] = PRUNED_LOGIT
+            momentum = self.optimizer.state.get(logits, {}).get("momentum_buffer")
+            if momentum is not None:
+                momentum[prune] = 0.0
 
     def _check_finite(self) -> None:
         """Stop before a diverged state is checkpointed (the loss stays on the device otherwise)."""

@@ -20,8 +20,9 @@ from bayesnas.spaces.layers import BoxAverage3x3, ReLUConvBN, ResidualReduction
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NONE, SKIP, CONV1, CONV3, POOL = range(len(OPS))
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to node, from node), string order
-MIXTURE_FLOOR = 1e-3  # an op whose relaxed weight is below this for an example is not computed
-ALL, NO_ROWS = "all", "none"  # row selections besides an index tensor
+MIXTURE_FLOOR = 1e-3  # a relaxed weight below this does not make an example compute its op
+SUBSET_FRACTION = 0.25  # an op needed by at most this share of a batch runs on those alone
+ALL, ONLY, NO_ROWS = "all", "only", "none"  # how an op is computed, besides on some rows
 Rows = torch.Tensor | str
 
 
@@ -43,30 +44,38 @@ class Cell(nn.Module):
         return (self.conv1x1 if op == CONV1 else self.conv3x3)[edge](x)
 
     def forward_mixture(
-        self, x: torch.Tensor, weights: torch.Tensor, rows: list[list[Rows]]
+        self, x: torch.Tensor, weights: torch.Tensor, plan: list[list[Rows]]
     ) -> torch.Tensor:
-        """Per-example mixture of the ops; ``weights`` is ``[B, 6, 5]`` and ``rows[e][op]`` says
-        which examples compute op ``op`` of edge ``e`` (all, a subset, or none at all).
+        """Per-example relaxed mixture of the ops; ``weights`` is ``[B, 6, 5]`` and
+        ``plan[e][op]`` says how op ``op`` of edge ``e`` is computed: on the whole batch (ALL),
+        on the whole batch with weight exactly 1 (ONLY), on a few examples only (an index
+        tensor), or not at all (NO_ROWS); see ``mixture_plan``.
         The mixture is summed in the activations' dtype (bf16 under CUDA autocast)."""
         weights = weights.to(x.dtype)
-        nodes, pooled = [x], [self.pool(x)]  # a node's pooling is shared by its out-edges
+        nodes: list[torch.Tensor] = [x]
+        pooled: dict[int, torch.Tensor] = {}  # a node's pooling, shared by its out-edges
         for node in (1, 2, 3):
-            total = torch.zeros_like(x)
+            total: torch.Tensor | None = None
             for edge, (to, src) in enumerate(EDGES):
                 if to != node:
                     continue
                 for op in (SKIP, CONV1, CONV3, POOL):
-                    index = rows[edge][op]
-                    if index is ALL:
-                        w = weights[:, edge, op].view(-1, 1, 1, 1)
-                        total = total + w * self.apply_op(edge, op, nodes[src], pooled[src])
-                    elif index is not NO_ROWS:
-                        w = weights[index, edge, op].view(-1, 1, 1, 1)
-                        out = self.apply_op(edge, op, nodes[src][index], pooled[src][index])
-                        total = total.index_add(0, index, (w * out).to(total.dtype))
-            nodes.append(total)
-            if node < 3:
-                pooled.append(self.pool(total))
+                    rows = plan[edge][op]
+                    if rows is NO_ROWS:
+                        continue
+                    if rows is ALL or rows is ONLY:
+                        if op == POOL and src not in pooled:
+                            pooled[src] = self.pool(nodes[src])
+                        term = self.apply_op(edge, op, nodes[src], pooled.get(src))
+                        if rows is ALL:
+                            term = weights[:, edge, op].view(-1, 1, 1, 1) * term
+                        total = term if total is None else total + term
+                        continue
+                    out = self.apply_op(edge, op, nodes[src][rows])
+                    term = (weights[rows, edge, op].view(-1, 1, 1, 1) * out).to(x.dtype)
+                    base = torch.zeros_like(x) if total is None else total
+                    total = base.index_add(0, rows, term)
+            nodes.append(torch.zeros_like(x) if total is None else total)
         return nodes[3]
 
     def forward_ops(self, x: torch.Tensor, ops: tuple[int, ...]) -> torch.Tensor:
@@ -87,27 +96,38 @@ class Cell(nn.Module):
         return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
 
 
-def _rows_per_op(gates: torch.Tensor) -> list[list[Rows]]:
-    """For every (edge, op): the examples whose weight reaches MIXTURE_FLOOR, so that an op is
-    computed only where it contributes (exact draws: one op per example and edge)."""
+def mixture_plan(gates: torch.Tensor) -> list[list[Rows]]:
+    """How each (edge, op) of a relaxed draw is computed in a batch.
+
+    An op is computed on the whole batch, with every example's own relaxed weight, when more
+    than SUBSET_FRACTION of the examples give it a weight of at least MIXTURE_FLOOR: batched
+    convolutions cost far less than gathering examples (docs/benchmarks.md). It is computed on
+    the few examples that need it when at most that share do, and skipped when none does, so a
+    sharp q costs about what its sub-network costs. An op whose weight is exactly 1 for every
+    example (its edge's other ops pruned from q) is used as it is, with no weight to apply.
+    The counts are the one device-to-host read of a forward.
+    """
     keep = gates > MIXTURE_FLOOR
-    counts = keep.sum(0).tolist()  # the one device-to-host read of a forward
-    # per (edge, op), the examples that compute it come first, in order: the counts above say
-    # how many, so no further read-back is needed
-    order = torch.sort((~keep).to(torch.uint8), dim=0, stable=True).indices
+    counts, ones = torch.stack((keep.sum(0), (gates == 1).all(0).long())).tolist()
     batch = gates.shape[0]
-    rows: list[list[Rows]] = []
+    order = None
+    plan: list[list[Rows]] = []
     for edge in range(len(EDGES)):
         row: list[Rows] = []
         for op in range(len(OPS)):
-            if op == NONE or counts[edge][op] == 0:
+            count = counts[edge][op]
+            if op == NONE or count == 0:
                 row.append(NO_ROWS)
-            elif counts[edge][op] == batch:
+            elif ones[edge][op]:
+                row.append(ONLY)
+            elif count > SUBSET_FRACTION * batch:
                 row.append(ALL)
             else:
-                row.append(order[: counts[edge][op], edge, op])
-        rows.append(row)
-    return rows
+                if order is None:  # examples that compute an op first, in order: no more reads
+                    order = torch.sort((~keep).to(torch.uint8), dim=0, stable=True).indices
+                row.append(order[:count, edge, op])
+        plan.append(row)
+    return plan
 
 
 def _live_nodes(ops: tuple[int, ...]) -> list[bool]:
@@ -182,8 +202,8 @@ class NB201Net(SuperNet):
 
     def forward(self, images: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
         gates = gates.to(images.dtype)
-        rows = _rows_per_op(gates.detach())
-        return self._run(images, lambda cell, x: cell.forward_mixture(x, gates, rows))
+        plan = mixture_plan(gates.detach())
+        return self._run(images, lambda cell, x: cell.forward_mixture(x, gates, plan))
 
     def forward_architecture(self, images: torch.Tensor, arch: torch.Tensor) -> torch.Tensor:
         ops = tuple(int(i) for i in arch.argmax(-1).tolist())

@@ -1,0 +1,131 @@
+"""What decides q: presets that fit every data set, the weight warm-up on exact draws, the gate
+schedule after it, and progressive pruning of ops that q has given up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from fakedata import write_cifar
+
+from bayesnas.config import PRESETS, SearchConfig, build_config
+from bayesnas.data import search_split
+from bayesnas.datasets import DATASETS, dataset_info
+from bayesnas.search import PRUNED_LOGIT, Searcher
+from bayesnas.spaces.nb201 import CONV3, NO_ROWS, ONLY, mixture_plan
+
+SIZED = [name for name, values in PRESETS.items() if "train_size" in values]
+
+
+@pytest.mark.parametrize("preset", SIZED)
+@pytest.mark.parametrize("dataset", [d for d in DATASETS if dataset_info(d).train_images])
+def test_every_sized_preset_fits_every_data_set(preset: str, dataset: str) -> None:
+    config = build_config(preset, dataset=dataset)
+    train, val = search_split(
+        dataset_info(dataset).train_images,
+        config.val_fraction,
+        0,
+        config.train_size,
+        config.val_size,
+    )
+    assert len(train) == config.train_size <= PRESETS[preset]["train_size"]
+    assert len(val) == config.val_size <= PRESETS[preset]["val_size"]
+
+
+def test_quick_on_cifar10_takes_the_25000_images_the_split_holds() -> None:
+    config = build_config("quick", dataset="cifar10")
+    assert (config.train_size, config.val_size) == (25000, 10000)
+    assert build_config("quick", dataset="cifar10", train_size=2000).train_size == 2000
+
+
+def _searcher(tmp_path: Path, **changes) -> Searcher:
+    write_cifar(tmp_path / "data", "cifar10", train=64, test=10)
+    config = SearchConfig(
+        dataset="cifar10",
+        space_options={"channels": 4, "cells": 1},
+        epochs=4,
+        batch_size=8,
+        eval_size=8,
+        device="cpu",
+        data_root=str(tmp_path / "data"),
+        gate_lr=0.5,
+        warmup=0.5,
+        tau=1.0,
+        tau_final=0.25,
+    ).with_updates(**changes)
+    return Searcher(config, tmp_path / "run", progress=False)
+
+
+def test_warmup_trains_weights_on_exact_draws_with_q_frozen(
+    tmp_path: Path, isolated_data_env: Path
+) -> None:
+    searcher = _searcher(tmp_path)
+    net = searcher.program.net
+    seen: list[torch.Tensor] = []
+    net.register_forward_pre_hook(lambda module, args: seen.append(args[1].detach().clone()))
+    before = searcher.program.guide.gate_logits.detach().clone()
+    images, labels = next(searcher.train_data.train_batches(8, 0, 0))
+    assert searcher.warmup_steps == 8  # half of 4 epochs x 4 steps
+    for step in range(2):
+        searcher._schedule(step)
+        searcher._step(images, labels, step)
+    assert all(set(g.unique().tolist()) <= {0.0, 1.0} for g in seen)  # one op per edge and example
+    assert torch.equal(searcher.program.guide.gate_logits.detach(), before)
+    assert searcher.optimizer.param_groups[1]["lr"] == 0.0
+
+
+def test_after_the_warmup_q_learns_from_relaxed_draws_on_its_own_schedule(
+    tmp_path: Path, isolated_data_env: Path
+) -> None:
+    searcher = _searcher(tmp_path)
+    start, last = searcher.warmup_steps, searcher.total_steps - 1
+    assert searcher._schedule(start) == 1.0 and searcher.program.guide.relaxed
+    assert searcher.optimizer.param_groups[1]["lr"] == 0.5  # the gate cosine starts here
+    assert searcher._schedule(last) == pytest.approx(0.25)
+    images, labels = next(searcher.train_data.train_batches(8, 0, 0))
+    before = searcher.program.guide.gate_logits.detach().clone()
+    searcher._schedule(start)
+    searcher._step(images, labels, start)
+    assert not torch.equal(searcher.program.guide.gate_logits.detach(), before)
+
+
+def test_the_uniform_sampler_never_relaxes(tmp_path: Path, isolated_data_env: Path) -> None:
+    searcher = _searcher(tmp_path, sampler="uniform")
+    for step in (0, searcher.warmup_steps, searcher.total_steps - 1):
+        searcher._schedule(step)
+        assert not searcher.program.guide.relaxed
+
+
+def test_pruned_ops_get_probability_zero_and_stay_uncomputed(
+    tmp_path: Path, isolated_data_env: Path
+) -> None:
+    searcher = _searcher(tmp_path, prune_below=0.05)
+    logits = searcher.program.guide.gate_logits
+    with torch.no_grad():
+        logits.zero_()
+        logits[0, CONV3] = 10.0  # edge 0: every other op far below 0.05
+    searcher.epoch = 2  # epoch 3 ends after the warm-up (8 of 16 steps)
+    images, labels = next(searcher.train_data.train_batches(8, 0, 0))
+    searcher._schedule(searcher.warmup_steps)
+    searcher._step(images, labels, searcher.warmup_steps)  # creates momentum for every logit
+    searcher._prune()
+    probs = torch.softmax(logits.detach(), -1)
+    assert probs[0, CONV3] == 1.0 and (probs[0].count_nonzero() == 1)
+    assert (logits.detach()[0, [0, 1, 2, 4]] == PRUNED_LOGIT).all()
+    assert (probs[1:] > 0.05).all()  # undecided edges keep every op
+    for step in range(3):
+        searcher._step(images, labels, searcher.warmup_steps + 1 + step)
+    assert (logits.detach()[0, [0, 1, 2, 4]] == PRUNED_LOGIT).all()
+    gates = searcher.program.guide.posterior(8).rsample()
+    plan = mixture_plan(gates)
+    assert plan[0][CONV3] is ONLY and all(plan[0][op] is NO_ROWS for op in (1, 2, 4))
+
+
+def test_no_pruning_during_the_warmup(tmp_path: Path, isolated_data_env: Path) -> None:
+    searcher = _searcher(tmp_path, prune_below=0.05)
+    with torch.no_grad():
+        searcher.program.guide.gate_logits[0, CONV3] = 10.0
+    searcher.epoch = 0  # epoch 1 ends inside the warm-up
+    searcher._prune()
+    assert (searcher.program.guide.gate_logits.detach() != PRUNED_LOGIT).all()
