@@ -271,8 +271,10 @@ class Searcher:
         where softmax underflows to exactly 0, and its momentum is cleared: its gradient is then
         exactly 0, so it stays there and a resume restores it from the checkpoint."""
         c, logits = self.config, self.program.guide.gate_logits
-        if c.prune_below <= 0 or c.sampler != "posterior" or self.program.net.layout.kind != (
-            "categorical"
+        if (
+            c.prune_below <= 0
+            or c.sampler != "posterior"
+            or self.program.net.layout.kind != ("categorical")
         ):
             return
         if (self.epoch + 1) * self.steps_per_epoch <= self.warmup_steps:

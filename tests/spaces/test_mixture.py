@@ -6,12 +6,12 @@ whole batch with each example's own weight: the exact relaxed mixture, which the
 only approximated (its BatchNorm saw the subset, its weights below 1e-3 were cut).
 """
 
+import previous_mixture
 import pytest
 import torch
 
 from bayesnas.spaces import create_space
 from bayesnas.spaces.nb201 import ALL, CONV3, NO_ROWS, ONLY, SKIP, mixture_plan
-import previous_mixture
 
 
 def _net_and_batch(seed: int = 0, batch: int = 16):
