@@ -1,0 +1,343 @@
+"""Training images/s of bayesnas's search step against xautodl's NAS-Bench-201 supernets.
+
+    python benchmarks/throughput.py --device cuda
+    python benchmarks/throughput.py --device cpu --steps 10
+
+Five configurations train the NAS-Bench-201 super-network (C=16, N=5 unless told otherwise) at
+batch 64 on real CIFAR-10 (search-train split, augmented as the ``bench`` preset searches) and
+are timed per training step (forward, backward, optimiser step), the CUDA queue synchronised
+around every step; the table reports the median over the timed steps after warm-up:
+
+1. ``bayesnas-start``: ``Searcher._step`` itself at the first step of a search: uniform q (gate
+   logits zero) and tau 1.0.
+2. ``bayesnas-end``: the same step at the last step: a sharp q (the mode cell's op has
+   ``--sharp-prob`` on every edge) and tau ``--final-tau``.
+3. ``exact-subnet``: a plain step (cross-entropy, SGD) of ``build_subnet`` of q's mode, the
+   physically smaller network of that one cell: the floor a sharp posterior can approach.
+4. ``xautodl-GDAS``: xautodl's GDAS supernet and its search step: one Gumbel-hard path for the
+   weights on the training batch, then the architecture step (a second forward/backward on a
+   validation batch, Adam on the arch logits). Its images/s counts the training batch only.
+5. ``xautodl-RSPS``: xautodl's RANDOM supernet (random search with parameter sharing): one
+   uniform path per step, weights only.
+
+Every configuration runs with bayesnas's precision settings (bf16 autocast and channels_last on
+CUDA, fp32 on CPU), so that the ratios compare the algorithms, not the number formats. Steps
+of the five alternate round by round so that drifts of a shared machine's speed hit all alike.
+Batches are drawn and augmented before timing, so data serving is not counted.
+
+xautodl is a benchmark-only dependency (the ``bench`` extra). Its wheel pins numpy<=1.19.5,
+which has no wheel for Python >= 3.10, so pip cannot resolve it there; install it with
+``pip install --no-deps xautodl`` (its supernets need only torch, numpy and pyyaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from unittest import mock
+
+import torch
+import torch.nn.functional as F
+
+import bayesnas
+import bayesnas.search
+from bayesnas.config import build_config
+from bayesnas.data import TensorData, dataset_info, search_split
+from bayesnas.search import Searcher
+from bayesnas.spaces.nb201 import OPS
+from bayesnas.subnets import build_subnet
+
+SHARED_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar-10-python.tar.gz"
+MODE_CELL = (  # a realistic end-of-search mode: convs and skips, no pooling
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+)
+ROWS = ("bayesnas-start", "bayesnas-end", "exact-subnet", "xautodl-GDAS", "xautodl-RSPS")
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def random_search_data(config, device):
+    """Stand-in for ``bayesnas.search.search_data`` when CIFAR-10 is absent: random uint8 images
+    of CIFAR-10's shape, split 25k/25k like the real training set (so N of Eq. 15 is the same)."""
+    info = dataset_info("cifar10")
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 10, (50_000,), generator=generator)
+    train, val = search_split(len(labels), config.val_fraction, config.seed)
+    augmentation = {"pad": 0, "flip": False, "cutout": 0, **(config.augmentation or {})}
+    return (
+        TensorData(images[train], labels[train], info, device, augmentation),
+        TensorData(images[val], labels[val], info, device, None),
+        info,
+    )
+
+
+def sharp_logits(net, arch: str, prob: float) -> torch.Tensor:
+    """Gate logits whose softmax puts ``prob`` on ``arch``'s op of every edge, the rest evenly."""
+    mode = net.architecture(arch)
+    rest = math.log((1 - prob) / (len(OPS) - 1))
+    return torch.where(mode.bool(), math.log(prob), rest)
+
+
+def xautodl_supernet(name: str, channels: int, cells: int):
+    """xautodl's NAS-Bench-201 supernet ``name`` as its search scripts build it (affine BN off;
+    running statistics off, as NAS-Bench-201's GDAS/RSPS runs: ``GDAS.sh cifar10 0 -1``)."""
+    from xautodl.models import get_cell_based_tiny_net, get_search_spaces
+
+    space = get_search_spaces("cell", "nas-bench-201")
+    assert list(space) == list(OPS), space
+    config = {
+        "name": name,
+        "C": channels,
+        "N": cells,
+        "max_nodes": 4,
+        "num_classes": 10,
+        "space": space,
+        "affine": False,
+        "track_running_stats": False,
+    }
+    return get_cell_based_tiny_net(config)
+
+
+def xautodl_steps(
+    args, device: torch.device, train: list[Batch], val: list[Batch]
+) -> dict[str, Callable[[int], None]]:
+    """The per-step functions of xautodl's GDAS and RSPS (exps/NAS-Bench-201-algos/GDAS.py and
+    exps/algos/RANDOM-NAS.py): SGD lr 0.025, Nesterov momentum 0.9, weight decay 5e-4 and a
+    gradient-norm clip of 5 on the weights; GDAS's arch step is Adam(3e-4, (0.5, 0.999), 1e-3)."""
+    cuda = device.type == "cuda"
+
+    def sgd(params):
+        return torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=5e-4, nesterov=True)
+
+    def forward_loss(net, images, labels):
+        with torch.autocast(device.type, torch.bfloat16, enabled=cuda):
+            _, logits = net(images)
+        return F.cross_entropy(logits.float(), labels)
+
+    def prepare(net):
+        net.to(device).train()
+        if cuda:
+            net.to(memory_format=torch.channels_last)
+        return net
+
+    gdas = prepare(xautodl_supernet("GDAS", args.channels, args.cells))
+    gdas.set_tau(10.0)  # tau_max of GDAS.sh; the cost is one path whatever tau is
+    w_gdas = sgd(gdas.get_weights())
+    a_gdas = torch.optim.Adam(gdas.get_alphas(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+
+    def gdas_step(i: int) -> None:
+        (images, labels), (arch_images, arch_labels) = train[i], val[i]
+        w_gdas.zero_grad()
+        forward_loss(gdas, images, labels).backward()
+        torch.nn.utils.clip_grad_norm_(gdas.parameters(), 5)
+        w_gdas.step()
+        a_gdas.zero_grad()
+        forward_loss(gdas, arch_images, arch_labels).backward()
+        a_gdas.step()
+
+    rsps = prepare(xautodl_supernet("RANDOM", args.channels, args.cells))
+    w_rsps = sgd(rsps.parameters())
+
+    def rsps_step(i: int) -> None:
+        images, labels = train[i]
+        rsps.random_genotype(True)  # one uniform op per edge, shared by every cell
+        w_rsps.zero_grad()
+        forward_loss(rsps, images, labels).backward()
+        torch.nn.utils.clip_grad_norm_(rsps.parameters(), 5)
+        w_rsps.step()
+
+    return {"xautodl-GDAS": gdas_step, "xautodl-RSPS": rsps_step}
+
+
+def machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(Path(bayesnas.__file__).parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "?"
+    return (
+        f"CPU {cpu} ({os.cpu_count()} logical cores), torch threads {torch.get_num_threads()}, "
+        f"torch {torch.__version__}, device {device} ({name}), bayesnas {commit} "
+        f"({Path(bayesnas.__file__).parent})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (CUDA 3, CPU 1)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--cells", type=int, default=5)
+    parser.add_argument("--data-root", help="CIFAR-10 root (default: the shared tarball)")
+    parser.add_argument("--no-xautodl", action="store_true", help="skip xautodl's supernets")
+    parser.add_argument("--final-tau", type=float, default=0.1, help="tau at the search's end")
+    parser.add_argument("--sharp-prob", type=float, default=0.99, help="q of the mode op")
+    parser.add_argument("--mode-arch", default=MODE_CELL, help="q's mode cell at the end")
+    args = parser.parse_args()
+    if not 1 / len(OPS) < args.sharp_prob < 1:
+        parser.error(f"--sharp-prob must lie in (1/{len(OPS)}, 1)")
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if args.warmup is None:
+        args.warmup = 3 if cuda else 1
+    rounds = args.warmup + args.steps
+
+    with tempfile.TemporaryDirectory(prefix="bayesnas-throughput-") as scratch:
+        data_root, fake = args.data_root, False
+        if data_root is None and SHARED_TARBALL.is_file():
+            data_root = os.path.join(scratch, "data")  # extracted here, removed at the end
+            os.makedirs(data_root)
+            os.symlink(SHARED_TARBALL, os.path.join(data_root, SHARED_TARBALL.name))
+        elif data_root is None:
+            fake = True
+            print(f"WARNING: {SHARED_TARBALL} absent and no --data-root: random images stand in")
+        # the bench preset: the NAS-Bench-201 search settings (lr, augmentation, 25k/25k split)
+        config = build_config(
+            "bench",
+            space_options={"channels": args.channels, "cells": args.cells},
+            batch_size=args.batch_size,
+            tau=1.0,
+            tau_final=args.final_tau,
+            device=args.device,
+            data_root=data_root,
+        )
+        patch = mock.patch.object(bayesnas.search, "search_data", random_search_data)
+        with patch if fake else contextlib.nullcontext():
+            # The real Searcher: its program, optimiser (SGD over weights and gate logits),
+            # schedule and _step are the search's own; run_dir is only written by run().
+            searcher = Searcher(config, Path(scratch), progress=False)
+        batches = searcher.train_data.train_batches(args.batch_size, 0, config.seed)
+        train = list(itertools.islice(batches, rounds))
+        val = list(itertools.islice(searcher.val_data.eval_batches(args.batch_size), rounds))
+    program = searcher.program
+    guide = program.guide
+    uniform = torch.zeros_like(guide.gate_logits)
+    sharp = sharp_logits(program.net, args.mode_arch, args.sharp_prob).to(guide.gate_logits)
+    last = searcher.total_steps - 1
+
+    def bayesnas_step(step: int) -> Callable[[int], None]:
+        def run(i: int) -> None:
+            searcher._step(*train[i], step)
+
+        return run
+
+    def setup(logits: torch.Tensor, step: int) -> Callable[[], None]:
+        def run() -> None:  # untimed: lr and tau of that step, and q
+            searcher._schedule(step)
+            with torch.no_grad():
+                guide.gate_logits.copy_(logits)
+
+        return run
+
+    arch = program.net.architecture(args.mode_arch)
+    assert torch.equal(program.net.mode(sharp.cpu()), arch)
+    subnet = build_subnet(program.net, arch.to(device)).train()
+    if cuda:
+        subnet.to(memory_format=torch.channels_last)
+    sub_opt = torch.optim.SGD(subnet.parameters(), lr=config.lr, momentum=0.9, nesterov=True)
+
+    def subnet_step(i: int) -> None:
+        images, labels = train[i]
+        with torch.autocast(device.type, torch.bfloat16, enabled=cuda):
+            logits = subnet(images)
+        loss = F.cross_entropy(logits.float(), labels)
+        sub_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sub_opt.step()
+
+    steps: dict[str, Callable[[int], None]] = {
+        "bayesnas-start": bayesnas_step(0),
+        "bayesnas-end": bayesnas_step(last),
+        "exact-subnet": subnet_step,
+    }
+    setups = {"bayesnas-start": setup(uniform, 0), "bayesnas-end": setup(sharp, last)}
+    note = None
+    if args.no_xautodl:
+        note = "xautodl skipped (--no-xautodl)"
+    else:
+        try:
+            steps.update(xautodl_steps(args, device, train, val))
+        except ImportError as exc:
+            note = f"xautodl not installed ({exc}): pip install --no-deps xautodl"
+    random.seed(config.seed)
+
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    started = time.perf_counter()
+    for i in range(rounds):
+        for name, step in steps.items():
+            if name in setups:
+                setups[name]()
+            if cuda:
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            step(i)
+            if cuda:
+                torch.cuda.synchronize(device)
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    wall = time.perf_counter() - started
+
+    med = {name: statistics.median(t) for name, t in times.items()}
+    rate = {name: args.batch_size / m for name, m in med.items()}
+    print(machine(device))
+    source = "random images (no CIFAR-10)" if fake else "CIFAR-10 search-train (augmented)"
+    print(
+        f"nb201 C={args.channels} N={args.cells}, batch {args.batch_size}, {source}; median of "
+        f"{args.steps} timed steps after {args.warmup} warm-up; end: q(mode)={args.sharp_prob} "
+        f"tau={args.final_tau}, mode {args.mode_arch}; {wall:.0f} s of steps"
+    )
+    if note:
+        print(note)
+    print()
+    print("| configuration | images/s | ms/step | vs xautodl-GDAS | vs exact-subnet |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ROWS:
+        if name not in med:
+            print(f"| {name} | - | - | - | - |")
+            continue
+        gdas = f"{rate[name] / rate['xautodl-GDAS']:.2f}" if "xautodl-GDAS" in rate else "-"
+        print(
+            f"| {name} | {rate[name]:.1f} | {med[name] * 1e3:.1f} | {gdas} | "
+            f"{rate[name] / rate['exact-subnet']:.2f} |"
+        )
+    print()
+    print(
+        "xautodl-GDAS's step also runs its architecture step on a validation batch; its "
+        "images/s counts the training batch only. Ratios are of images/s (higher is faster)."
+    )
+    if "xautodl-GDAS" in rate:
+        ratio = rate["bayesnas-start"] / rate["xautodl-GDAS"]
+        print(f"bayesnas-start / GDAS: {ratio:.3f}")
+    ratio = rate["bayesnas-end"] / rate["exact-subnet"]
+    print(f"bayesnas-end / exact-subnet-plain: {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
