@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from bayesnas.decision import when_q_decided
+
 OP_LABELS = {
     "none": "none",
     "skip_connect": "skip",
@@ -271,6 +273,14 @@ def entropy_figure(metrics: list[Row]) -> Figure:
             ax.plot(epoch, mean, "o-", lw=2.5, color=color, label=f"stage {stage[1:]} (mean)")
         ax.set_title("Entropy of the keep gate of each group (thin lines) and per-stage means")
     ax.axhline(maximum, color="grey", ls="--", lw=1, label=f"maximum ln {round(math.exp(maximum))}")
+    decided = when_q_decided(metrics)
+    if decided["warmup_end"] is not None:
+        ax.axvspan(0.5, decided["warmup_end"] + 0.5, color="grey", alpha=0.12, lw=0)
+        ax.plot([], [], "s", color="grey", alpha=0.3, ms=10, label="warm-up: q frozen")
+    if decided["mode_fixed_from"] is not None and len(metrics) > 1:
+        fixed = decided["mode_fixed_from"]
+        ax.axvline(fixed, color="black", ls=":", lw=1.2)
+        ax.plot([], [], ":", color="black", label=f"mode fixed from epoch {fixed}")
     ax.set_ylabel("entropy (nats)")
     ax.set_ylim(0, 1.1 * maximum)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)

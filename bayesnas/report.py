@@ -18,6 +18,8 @@ import torch
 from matplotlib.figure import Figure as MplFigure
 
 from bayesnas import plots, rundir
+from bayesnas.decision import describe as describe_decision
+from bayesnas.decision import when_q_decided
 from bayesnas.errors import UserError
 from bayesnas.posterior import SAMPLERS, find_run
 from bayesnas.sample import SAMPLES
@@ -241,6 +243,7 @@ def summary(run_dir: Path) -> dict[str, Any]:
         "epochs_done": run.epochs_done,
         "epochs_planned": run.config["epochs"],
         "final_elbo": last.get("elbo"),
+        "decision": when_q_decided(run.metrics) if run.config.get("sampler") != "uniform" else None,
         "mode": post.get("mode") or (run.gates or {}).get("mode"),
         "mode_val_acc": post.get("mode_val_acc", last.get("val_acc")),
         "mode_val_images": dataset.get("val_images") if post else last.get("val_images"),
@@ -280,6 +283,8 @@ def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("final ELBO", f"{info['final_elbo']:.4f} nats per image"))
     if info["mode"] is not None:
         rows.append(("posterior mode", info["mode"]))
+    if info.get("decision") and info["decision"]["mode_fixed_from"] is not None:
+        rows.append(("q decided", describe_decision(info["decision"], info["epochs_done"])))
     if info["mode_val_acc"] is not None:
         where = "" if info["finished"] else f", after epoch {info['epochs_done']}"
         rows.append(

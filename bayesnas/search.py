@@ -155,6 +155,10 @@ class Searcher:
         return {k: torch.zeros((), device=getattr(self, "device", "cpu")) for k in names}
 
     @property
+    def learns_q(self) -> bool:
+        return self.config.sampler == "posterior"
+
+    @property
     def warmup_steps(self) -> int:
         """Steps in which q stays frozen while the weights train on exact draws from it."""
         return math.ceil(self.config.warmup * self.total_steps)
@@ -174,7 +178,7 @@ class Searcher:
         remaining = max(1, self.total_steps - self.warmup_steps)
         for group in gates:
             group["lr"] = cosine(group["base_lr"], learning, remaining) if learning >= 0 else 0.0
-        if c.sampler == "posterior":
+        if self.learns_q:
             guide.relaxed = learning >= 0
         tau = c.tau + (c.tau_final - c.tau) * max(0, learning) / max(1, remaining - 1)
         guide.temperature = tau
@@ -315,6 +319,9 @@ class Searcher:
             "val_nll": val["nll"],
             "val_images": val["images"],
             "lr": self.optimizer.param_groups[0]["lr"],
+            "gate_lr": self.optimizer.param_groups[-1]["lr"] if self.learns_q else 0.0,
+            "q_learns": self.learns_q
+            and (self.epoch + 1) * self.steps_per_epoch > self.warmup_steps,
             "tau": p.guide.temperature,
             "gates": p.net.gate_statistics(p.guide.gate_logits),
             "images_per_s": images / max(seconds, 1e-9),

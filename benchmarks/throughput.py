@@ -3,21 +3,24 @@
     python benchmarks/throughput.py --device cuda
     python benchmarks/throughput.py --device cpu --steps 10
 
-Five configurations train the NAS-Bench-201 super-network (C=16, N=5 unless told otherwise) at
+Seven configurations train the NAS-Bench-201 super-network (C=16, N=5 unless told otherwise) at
 batch 64 on real CIFAR-10 (search-train split, augmented as the ``bench`` preset searches) and
 are timed per training step (forward, backward, optimiser step), the CUDA queue synchronised
 around every step; the table reports the median over the timed steps after warm-up:
 
-1. ``bayesnas-start``: ``Searcher._step`` itself at the first step of a search: uniform q (gate
-   logits zero) and tau 1.0.
-2. ``bayesnas-end``: the same step at the last step: a sharp q (the mode cell's op has
-   ``--sharp-prob`` on every edge) and tau ``--final-tau``.
-3. ``exact-subnet``: a plain step (cross-entropy, SGD) of ``build_subnet`` of q's mode, the
+1. ``bayesnas-warmup``: ``Searcher._step`` itself at the first step of a search: q uniform and
+   frozen, the weights trained on exact draws from it (one op per edge and example).
+2. ``bayesnas-start``: the first step in which q learns: uniform q, relaxed draws, tau 1.0.
+3. ``bayesnas-end``: the last step: a sharp q (the mode cell's op has ``--sharp-prob`` on every
+   edge) and tau ``--final-tau``.
+4. ``bayesnas-pruned``: the last step of a search whose progressive pruning left one op per edge
+   (the other ops' probability exactly 0).
+5. ``exact-subnet``: a plain step (cross-entropy, SGD) of ``build_subnet`` of q's mode, the
    physically smaller network of that one cell: the floor a sharp posterior can approach.
-4. ``xautodl-GDAS``: xautodl's GDAS supernet and its search step: one Gumbel-hard path for the
+6. ``xautodl-GDAS``: xautodl's GDAS supernet and its search step: one Gumbel-hard path for the
    weights on the training batch, then the architecture step (a second forward/backward on a
    validation batch, Adam on the arch logits). Its images/s counts the training batch only.
-5. ``xautodl-RSPS``: xautodl's RANDOM supernet (random search with parameter sharing): one
+7. ``xautodl-RSPS``: xautodl's RANDOM supernet (random search with parameter sharing): one
    uniform path per step, weights only.
 
 Every configuration runs with bayesnas's precision settings (bf16 autocast and channels_last on
@@ -54,7 +57,7 @@ import bayesnas
 import bayesnas.search
 from bayesnas.config import build_config
 from bayesnas.data import TensorData, dataset_info, search_split
-from bayesnas.search import Searcher
+from bayesnas.search import PRUNED_LOGIT, Searcher
 from bayesnas.spaces.nb201 import OPS
 from bayesnas.subnets import build_subnet
 
@@ -62,7 +65,15 @@ SHARED_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifa
 MODE_CELL = (  # a realistic end-of-search mode: convs and skips, no pooling
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 )
-ROWS = ("bayesnas-start", "bayesnas-end", "exact-subnet", "xautodl-GDAS", "xautodl-RSPS")
+ROWS = (
+    "bayesnas-warmup",
+    "bayesnas-start",
+    "bayesnas-end",
+    "bayesnas-pruned",
+    "exact-subnet",
+    "xautodl-GDAS",
+    "xautodl-RSPS",
+)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -240,7 +251,8 @@ def main() -> None:
     guide = program.guide
     uniform = torch.zeros_like(guide.gate_logits)
     sharp = sharp_logits(program.net, args.mode_arch, args.sharp_prob).to(guide.gate_logits)
-    last = searcher.total_steps - 1
+    pruned = torch.where(sharp == sharp.max(-1, keepdim=True).values, 0.0, PRUNED_LOGIT)
+    first, last = searcher.warmup_steps, searcher.total_steps - 1
 
     def bayesnas_step(step: int) -> Callable[[int], None]:
         def run(i: int) -> None:
@@ -273,11 +285,18 @@ def main() -> None:
         sub_opt.step()
 
     steps: dict[str, Callable[[int], None]] = {
-        "bayesnas-start": bayesnas_step(0),
+        "bayesnas-warmup": bayesnas_step(0),
+        "bayesnas-start": bayesnas_step(first),
         "bayesnas-end": bayesnas_step(last),
+        "bayesnas-pruned": bayesnas_step(last),
         "exact-subnet": subnet_step,
     }
-    setups = {"bayesnas-start": setup(uniform, 0), "bayesnas-end": setup(sharp, last)}
+    setups = {
+        "bayesnas-warmup": setup(uniform, 0),
+        "bayesnas-start": setup(uniform, first),
+        "bayesnas-end": setup(sharp, last),
+        "bayesnas-pruned": setup(pruned, last),
+    }
     note = None
     if args.no_xautodl:
         note = "xautodl skipped (--no-xautodl)"
@@ -333,10 +352,10 @@ def main() -> None:
         "images/s counts the training batch only. Ratios are of images/s (higher is faster)."
     )
     if "xautodl-GDAS" in rate:
-        ratio = rate["bayesnas-start"] / rate["xautodl-GDAS"]
-        print(f"bayesnas-start / GDAS: {ratio:.3f}")
-    ratio = rate["bayesnas-end"] / rate["exact-subnet"]
-    print(f"bayesnas-end / exact-subnet-plain: {ratio:.3f}")
+        for name in ("bayesnas-warmup", "bayesnas-start"):
+            print(f"{name} / GDAS: {rate[name] / rate['xautodl-GDAS']:.3f}")
+    for name in ("bayesnas-end", "bayesnas-pruned"):
+        print(f"{name} / exact-subnet-plain: {rate[name] / rate['exact-subnet']:.3f}")
 
 
 if __name__ == "__main__":
