@@ -291,7 +291,8 @@ def train(**opts) -> None:
     minutes, seconds = divmod(round(result["seconds"]), 60)
     click.echo(
         f"test accuracy: {result['test_accuracy']:.2%} on {result['test_images']} test images "
-        f"({result['mode']}, {result['epochs']} epochs, {minutes}m{seconds:02d}s); "
+        f"({result['mode']}, {result['epochs']} epoch{'s' * (result['epochs'] != 1)}, "
+        f"{minutes}m{seconds:02d}s); "
         f"written to {result['path']}"
     )
 

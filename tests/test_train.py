@@ -34,7 +34,10 @@ from bayesnas.train_config import resolve_config
 
 TIMEOUT = 300  # seconds for one training subprocess; only a hang gets near it
 EPOCHS = 4
-ALL_CONV3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+ALL_CONV3 = (  # the all-conv3x3 baseline cell
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+    "+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+)
 METRIC_KEYS = {"epoch", "step", "train_loss", "train_acc", "lr", "images_per_s", "seconds"}
 
 
