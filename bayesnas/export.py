@@ -65,6 +65,42 @@ def load_exported(path: str | Path) -> nn.Module:
     return _load(Path(path))[1]
 
 
+def read_export(path: str | Path) -> tuple[dict[str, Any], nn.Module]:
+    """The export's description (its architecture.json) and its sub-network, in eval mode."""
+    return _load(Path(path))
+
+
+def write_trained(
+    out_dir: Path,
+    model: nn.Module,
+    *,
+    space: str,
+    space_config: dict[str, Any],
+    architecture: str,
+    subnet: dict[str, Any],
+    dataset: dict[str, Any],
+) -> Path:
+    """Write a trained sub-network (built from spec ``subnet``) to ``out_dir`` in the export
+    format, so that ``load_exported(out_dir)`` loads it."""
+    out_dir = Path(out_dir)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    rundir.atomic_write_bytes(out_dir / WEIGHTS, lambda f: f.write(safetensors.torch.save(state)))
+    rundir.write_json(  # last, so a folder with an architecture.json is complete
+        out_dir / ARCHITECTURE,
+        {
+            "format": FORMAT,
+            "space": space,
+            "space_config": space_config,
+            "architecture": architecture,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "subnet": subnet,
+            "dataset": _with_input_facts(dataset),
+            "bayesnas_version": __version__,
+        },
+    )
+    return out_dir
+
+
 def export_deployable(
     export_dir: Path, fmt: str, out: Path | None = None, image_size: int | None = None
 ) -> Path:
