@@ -210,6 +210,11 @@ def kendall(proof: Proof, facts: dict[str, Any], tested: dict) -> dict[str, Any]
     }
 
 
+def cell(arch: str) -> str:
+    """An architecture string inside a markdown table cell (its bars escaped)."""
+    return arch.replace("|", "\\|")
+
+
 def report(results: dict[str, Any]) -> str:
     """The markdown tables of docs/benchmarks.md."""
     pct = "{:.2%}".format
@@ -217,12 +222,13 @@ def report(results: dict[str, Any]) -> str:
         f"Machine: {results['machine']}; command: `{results['command']}`",
         "",
         "| seed | found cell (top-1 of `sample --n 20`) | distinct of 20 / 100 | found | "
-        "all-conv3x3 | uniform best of 5 | uniform mean | mode val | best sampled val |",
+        f"all-conv3x3 | uniform best of {results['uniform']} | uniform mean | mode val | "
+        "best sampled val |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in results["seeds"]:
         lines.append(
-            f"| {s['seed']} | `{s['found']}` | {s['distinct_of_20']} / {s['distinct_of_100']} | "
+            f"| {s['seed']} | `{cell(s['found'])}` | {s['distinct_of_20']} / {s['distinct_of_100']} | "
             f"{pct(s['found_test'])} | {pct(s['conv3_test'])} | {pct(s['uniform_best_test'])} | "
             f"{pct(s['uniform_mean_test'])} | {pct(s['mode_val_acc'])} | "
             f"{pct(s['best_sampled_val_acc'])} |"
@@ -314,6 +320,7 @@ def main() -> None:
         "machine": machine(args.device),
         "command": "python benchmarks/cifar10_proof.py " + " ".join(sys.argv[1:]),
         "seconds": time.perf_counter() - started,
+        "uniform": args.uniform,
         "command_seconds": proof.seconds,
         "seeds": facts,
         "means": {
