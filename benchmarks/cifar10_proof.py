@@ -228,7 +228,8 @@ def report(results: dict[str, Any]) -> str:
     ]
     for s in results["seeds"]:
         lines.append(
-            f"| {s['seed']} | `{cell(s['found'])}` | {s['distinct_of_20']} / {s['distinct_of_100']} | "
+            f"| {s['seed']} | `{cell(s['found'])}` | "
+            f"{s['distinct_of_20']} / {s['distinct_of_100']} | "
             f"{pct(s['found_test'])} | {pct(s['conv3_test'])} | {pct(s['uniform_best_test'])} | "
             f"{pct(s['uniform_mean_test'])} | {pct(s['mode_val_acc'])} | "
             f"{pct(s['best_sampled_val_acc'])} |"
