@@ -57,6 +57,12 @@ _POSITIVE_INT = click.IntRange(min=0)
     "--tau-final", type=float, help="Concrete temperature at the end (linear after the warm-up)."
 )
 @click.option(
+    "--aux-skip",
+    type=float,
+    help="nb201: weight of an auxiliary skip on every edge when q starts to learn, decayed "
+    "linearly to 0 (DARTS-); 0 = off.",
+)
+@click.option(
     "--prune-below",
     type=float,
     help="After the warm-up, an op whose probability under q is below this at an epoch end is "

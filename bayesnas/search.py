@@ -182,6 +182,9 @@ class Searcher:
             guide.relaxed = learning >= 0
         tau = c.tau + (c.tau_final - c.tau) * max(0, learning) / max(1, remaining - 1)
         guide.temperature = tau
+        if hasattr(self.program.net, "aux_skip"):
+            progress = min(1.0, max(0, learning) / max(1, remaining - 1))
+            self.program.net.aux_skip = c.aux_skip * (1 - progress) if learning >= 0 else 0.0
         return tau
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> None:

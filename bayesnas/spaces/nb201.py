@@ -44,12 +44,14 @@ class Cell(nn.Module):
         return (self.conv1x1 if op == CONV1 else self.conv3x3)[edge](x)
 
     def forward_mixture(
-        self, x: torch.Tensor, weights: torch.Tensor, plan: list[list[Rows]]
+        self, x: torch.Tensor, weights: torch.Tensor, plan: list[list[Rows]], aux_skip: float = 0.0
     ) -> torch.Tensor:
         """Per-example relaxed mixture of the ops; ``weights`` is ``[B, 6, 5]`` and
         ``plan[e][op]`` says how op ``op`` of edge ``e`` is computed: on the whole batch (ALL),
         on the whole batch with weight exactly 1 (ONLY), on a few examples only (an index
         tensor), or not at all (NO_ROWS); see ``mixture_plan``.
+        ``aux_skip`` adds that multiple of every edge's input to its output, outside the
+        mixture (DARTS-'s auxiliary skip; 0 leaves the cell as it is).
         The mixture is summed in the activations' dtype (bf16 under CUDA autocast)."""
         weights = weights.to(x.dtype)
         nodes: list[torch.Tensor] = [x]
@@ -75,6 +77,9 @@ class Cell(nn.Module):
                     term = (weights[rows, edge, op].view(-1, 1, 1, 1) * out).to(x.dtype)
                     base = torch.zeros_like(x) if total is None else total
                     total = base.index_add(0, rows, term)
+                if aux_skip:
+                    term = aux_skip * nodes[src]
+                    total = term if total is None else total + term
             nodes.append(torch.zeros_like(x) if total is None else total)
         return nodes[3]
 
@@ -175,6 +180,7 @@ class NB201Net(SuperNet):
             channels=channels, cells=cells, num_classes=num_classes, in_channels=in_channels
         )
         self.layout = GateLayout("categorical", (len(EDGES), len(OPS)))
+        self.aux_skip = 0.0  # weight of DARTS-'s auxiliary skip in training; set by the search
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
         )
@@ -203,7 +209,8 @@ class NB201Net(SuperNet):
     def forward(self, images: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
         gates = gates.to(images.dtype)
         plan = mixture_plan(gates.detach())
-        return self._run(images, lambda cell, x: cell.forward_mixture(x, gates, plan))
+        aux = self.aux_skip
+        return self._run(images, lambda cell, x: cell.forward_mixture(x, gates, plan, aux))
 
     def forward_architecture(self, images: torch.Tensor, arch: torch.Tensor) -> torch.Tensor:
         ops = tuple(int(i) for i in arch.argmax(-1).tolist())
