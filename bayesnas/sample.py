@@ -133,12 +133,16 @@ def _export_top(
     staging = posterior.run_dir / ".export-staging"
     shutil.rmtree(staging, ignore_errors=True)
     dataset = posterior.payload["dataset"]
-    for rank, (candidate, row) in enumerate(zip(ranked[:k], rows[:k], strict=False), start=1):
-        out = staging / f"rank-{rank}"
-        out.mkdir(parents=True)
-        arch = candidate.arch.to(posterior.program.guide.gate_logits.device)
-        with batchnorm_for(net, arch, config.bn, train_batches, config.bn_steps):
-            export_candidate(out, net, arch, metrics=row, dataset=dataset)
+    try:
+        for rank, (candidate, row) in enumerate(zip(ranked[:k], rows[:k], strict=False), start=1):
+            out = staging / f"rank-{rank}"
+            out.mkdir(parents=True)
+            arch = candidate.arch.to(posterior.program.guide.gate_logits.device)
+            with batchnorm_for(net, arch, config.bn, train_batches, config.bn_steps):
+                export_candidate(out, net, arch, metrics=row, dataset=dataset)
+    except BaseException:  # a full disk, Ctrl-C: the earlier export stays as it was
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
 
