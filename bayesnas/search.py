@@ -302,7 +302,7 @@ class Searcher:
             "gates": gates,
             "images_per_s": images / max(seconds, 1e-9),
             "seconds": seconds,
-        }
+        } | ({} if gates["mode"] else {"mode": NO_MODE})
 
     def _finish(self) -> Path:
         """Score the posterior mode on the whole validation split and write posterior.pt."""
@@ -343,6 +343,9 @@ class Searcher:
         path = self.run_dir / rundir.POSTERIOR
         rundir.save_torch(path, payload)
         return path
+
+
+NO_MODE = "no mode yet: q's gate logits are tied, so no architecture was scored"
 
 
 def has_mode(gate_logits: torch.Tensor) -> bool:

@@ -580,6 +580,7 @@ def test_readme_says_what_a_search_costs_and_links_security() -> None:
 def test_no_mode_yet_during_a_gate_warm_up(finished: Path) -> None:
     first, second = rundir.read_metrics(finished)
     assert first["gates"]["mode"] is None and first["val_acc"] is None  # tied: nothing scored
+    assert first["mode"].startswith("no mode yet") and "mode" not in second
     assert second["gates"]["mode"] and second["val_acc"] is not None
     run = copy_run(finished, finished.parent / "running")
     try:
