@@ -45,26 +45,24 @@ class StepLog:
             self._before = {k: v.detach().clone() for k, v in self.searcher.sums.items()}
 
     def after(self, step: int, tau: float) -> None:
-        """Called after global ``step``: record its loss terms and schedules if it is logged."""
+        """Called after global ``step``: record its loss terms and schedules if it is logged.
+        The terms stay tensors on the device until ``flush``: logging adds no host sync."""
         if self._before is None:
             return
         s, b, p = self.searcher.sums, self._before, self.searcher.program
         self._before = None
-        steps = float(s["steps"] - b["steps"])
-        images = float(s["images"] - b["images"])
-        loss = float(s["loss"] - b["loss"]) / max(steps, 1.0)
-        nll = float(s["nll"] - b["nll"]) / max(images, 1.0)
         with torch.no_grad():
-            kl = float(p.kl()) / self.searcher.kl_n
+            terms = {
+                "loss": (s["loss"] - b["loss"]) / (s["steps"] - b["steps"]).clamp_min(1),
+                "nll": (s["nll"] - b["nll"]) / (s["images"] - b["images"]).clamp_min(1),
+                "kl": p.kl().detach() / self.searcher.kl_n,
+            }
         groups = self.searcher.optimizer.param_groups
         self.rows.append(
             {
                 "step": step + 1,
                 "epoch": (step + 1) / self.searcher.steps_per_epoch,
-                "loss": loss,
-                "nll": nll,
-                "kl": kl,
-                "weight_prior": loss - nll - kl,
+                **terms,
                 "lr": groups[0]["lr"],
                 "gate_lr": groups[1]["lr"] if len(groups) > 1 else None,
                 "tau": tau,
@@ -73,6 +71,12 @@ class StepLog:
 
     def flush(self) -> None:
         """Write the buffered rows (with each checkpoint, before it)."""
-        if self.rows:
-            rundir.append_jsonl(self.path, self.rows)
-            self.rows = []
+        if not self.rows:
+            return
+        rows = []
+        for row in self.rows:
+            row = {k: float(v) if isinstance(v, torch.Tensor) else v for k, v in row.items()}
+            row["weight_prior"] = row["loss"] - row["nll"] - row["kl"]
+            rows.append(row)
+        rundir.append_jsonl(self.path, rows)
+        self.rows = []
