@@ -1,13 +1,16 @@
 """The ``bayesnas`` command line: thin click commands over the library.
 
-Every user error is one line on stderr and exit status 2; Ctrl-C during a search writes a
-checkpoint and exits 130 with the command that resumes it.
+Every user error is one line on stderr and exit status 2; Ctrl-C (SIGINT) or SIGTERM during a
+search writes a checkpoint and exits 130 or 143 (128 + the signal) with the command that
+resumes it.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,12 +23,14 @@ def cli() -> None:
     """Posterior-guided one-shot neural architecture search (PGNAS) as a Pyro program."""
 
 
-_POSITIVE_INT = click.IntRange(min=0)
+_POSITIVE_INT = click.IntRange(min=1)
+_NON_NEGATIVE_INT = click.IntRange(min=0)
+_SEED = click.IntRange(0, 2**32 - 1)  # NumPy's seeds are 32-bit
 
 
 @cli.command()
-@click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist | imagenet  [cifar10]")
-@click.option("--space", help="Search space: nb201 | resnet  [nb201]")
+@click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist | imagenet.")
+@click.option("--space", help="Search space: nb201 | resnet.")
 @click.option(
     "--preset",
     type=click.Choice(["quick", "cpu", "bench", "paper"]),
@@ -50,7 +55,7 @@ _POSITIVE_INT = click.IntRange(min=0)
 )
 @click.option("--channels", type=_POSITIVE_INT, help="nb201: channels C of the first stage.")
 @click.option("--cells", type=_POSITIVE_INT, help="nb201: cells N per stage.")
-@click.option("--width", type=_POSITIVE_INT, help="resnet: base width (96 = the paper's 26.2 M).")
+@click.option("--width", type=int, help="resnet: base width, at least 2 (96: the paper's 26.2 M).")
 @click.option("--blocks", type=_POSITIVE_INT, help="resnet: blocks per stage (paper: 4).")
 @click.option("--tau", type=float, help="Concrete temperature when q starts to learn.")
 @click.option(
@@ -76,24 +81,32 @@ _POSITIVE_INT = click.IntRange(min=0)
     type=float,
     help="Precision l^2 of the Gaussian weight prior (the paper's l2).",
 )
-@click.option("--kl-n", type=int, help="N of Eq. 15 (KL scale); default 10x the search-train size.")
-@click.option("--seed", type=int, help="Seed of initialisation, data order and gate noise.")
-@click.option("--device", help="auto | cpu | cuda | cuda:N  [auto]")
+@click.option("--kl-n", type=_POSITIVE_INT, help="N of Eq. 15 (the KL's scale).")
+@click.option("--seed", type=_SEED, help="Seed of initialisation, data order and gate noise.")
+@click.option("--device", help="auto | cpu | cuda | cuda:N.")
 @click.option(
     "--data-root",
     type=click.Path(path_type=Path),
-    help="Where the data set lies (else $BAYESNAS_DATA, ~/.cache/bayesnas, Debian's path).",
+    help="The folder that holds the data set; it must exist, and is the only one read.",
 )
-@click.option("--val-fraction", type=float, help="Held-out share of the training set [0.5].")
-@click.option("--train-size", type=int, help="Use at most this many search-train images.")
-@click.option("--val-size", type=int, help="Use at most this many validation images.")
-@click.option("--eval-size", type=int, help="Validation images scored after each epoch [10000].")
-@click.option("--crop-pad", type=_POSITIVE_INT, help="Random-crop padding in pixels [data set's].")
-@click.option("--flip/--no-flip", default=None, help="Random horizontal flips [data set's].")
-@click.option("--cutout", type=_POSITIVE_INT, help="Cutout square side, 0 = off [16 on CIFAR].")
-@click.option("--workers", type=_POSITIVE_INT, help="Data-loading workers (ImageNet).")
-@click.option("--image-size", type=int, help="ImageNet training crop in pixels [224].")
-@click.option("--checkpoint-minutes", type=float, help="Also checkpoint mid-epoch this often [10].")
+@click.option("--val-fraction", type=float, help="Held-out share of the training set.")
+@click.option("--train-size", type=_POSITIVE_INT, help="Use at most this many search-train images.")
+@click.option("--val-size", type=_POSITIVE_INT, help="Use at most this many validation images.")
+@click.option("--eval-size", type=_POSITIVE_INT, help="Validation images scored after each epoch.")
+@click.option(
+    "--crop-pad", type=_NON_NEGATIVE_INT, help="Random-crop padding in pixels, at most the image."
+)
+@click.option("--flip/--no-flip", default=None, help="Random horizontal flips.")
+@click.option(
+    "--cutout", type=_NON_NEGATIVE_INT, help="Cutout square side, 0 = off, at most the image."
+)
+@click.option("--workers", type=_NON_NEGATIVE_INT, help="Data-loading workers (ImageNet).")
+@click.option("--image-size", type=click.IntRange(min=8), help="ImageNet training crop in pixels.")
+@click.option(
+    "--checkpoint-minutes",
+    type=float,
+    help="Also checkpoint mid-epoch this often (0: after every step).",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -102,7 +115,11 @@ _POSITIVE_INT = click.IntRange(min=0)
 @click.option(
     "--resume", type=click.Path(path_type=Path), help="Continue the run in this directory."
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an earlier run in --out: all of it (export/, plots/, samples) is removed.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 def search(**opts) -> None:
     """Estimate the posterior over (architecture, weights) of a super-network by SVI."""
@@ -111,6 +128,11 @@ def search(**opts) -> None:
     from bayesnas.search import run_search
 
     resume, force, out, progress = (opts.pop(k) for k in ("resume", "force", "out", "progress"))
+    if resume is not None and force:
+        raise UserError(
+            "--force and --resume contradict each other: --resume continues a run, "
+            "--force starts it over; pass one"
+        )
     space_options = {k: opts.pop(k) for names in SPACE_OPTIONS.values() for k in names}
     preset = opts.pop("preset")
     augmentation = {
@@ -151,6 +173,12 @@ def search(**opts) -> None:
             f"sub-networks with `bayesnas sample --run {summary['path'].parent} --sampler uniform`"
         )
         return
+    if summary["mode"] is None:  # tied gate logits: the argmax would be the first op, not a mode
+        click.echo(
+            "q has no mode (its gate logits are tied): rank its draws with "
+            f"`bayesnas sample --run {summary['path'].parent}`"
+        )
+        return
     click.echo(
         f"posterior mode: {summary['mode']}\n"
         f"validation accuracy of the mode: {summary['mode_val_acc']:.2%} "
@@ -162,15 +190,76 @@ def _announce(run_dir: Path) -> None:
     click.echo(f"run directory: {run_dir}", err=True)
 
 
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "all" if value is None else str(value)
+
+
+def _document_defaults(command: click.Command) -> None:
+    """Append to each option's help its default and the value each --preset sets, as
+    ``[default: 50; quick: 3, paper: 1800, bench: 50]``, from SearchConfig and PRESETS."""
+    import inspect
+
+    from bayesnas.config import PRESETS, SPACE_OPTIONS, SearchConfig
+    from bayesnas.data import DEFAULT_AUGMENTATION
+    from bayesnas.spaces import _factories
+
+    base = SearchConfig()
+    space_defaults = {
+        name: inspect.signature(_factories[space]).parameters[name].default
+        for space, names in SPACE_OPTIONS.items()
+        for name in names
+    }
+    augment = {"crop_pad": "pad", "flip": "flip", "cutout": "cutout"}
+    special = {
+        "kl_n": "10x the search-train size",
+        "data_root": "the first of $BAYESNAS_DATA, ~/.cache/bayesnas, Debian's path "
+        "that holds the data set",
+        "workers": "min(8, CPUs)",
+        "image_size": "224",
+        "device": "auto (cuda if present)",
+    }
+    for param in command.params:
+        name = param.name
+        if not isinstance(param, click.Option) or name in ("preset", "out", "resume", "force"):
+            continue
+        if name in special:
+            default = special[name]
+        elif name in space_defaults:
+            default = _show(space_defaults[name])
+        elif name in augment:
+            default = "the data set's: " + ", ".join(
+                f"{data} {_show(values[augment[name]])}"
+                for data, values in DEFAULT_AUGMENTATION.items()
+            )
+        elif hasattr(base, name):
+            default = _show(getattr(base, name))
+        else:
+            continue
+        presets = []
+        for preset, values in PRESETS.items():
+            if name in values:
+                presets.append(f"{preset}: {_show(values[name])}")
+            elif name in space_defaults and name in values.get("space_options", {}):
+                presets.append(f"{preset}: {_show(values['space_options'][name])}")
+            elif name in augment and augment[name] in (values.get("augmentation") or {}):
+                presets.append(f"{preset}: {_show(values['augmentation'][augment[name]])}")
+        text = f"default: {default}" + (f"; {', '.join(presets)}" if presets else "")
+        param.help = f"{param.help or ''}  [{text}]".strip()
+
+
+_document_defaults(search)
+
+
 @cli.command()
 @click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
 @click.option("--n", "n", type=int, default=20, show_default=True, help="Architectures to draw.")
 @click.option(
     "--top-k",
     type=int,
-    default=5,
-    show_default=True,
-    help="Export the k best as export/rank-K/, replacing an earlier export; 0 keeps it.",
+    help="Export the k best as export/rank-K/, replacing an earlier export; 0 keeps it.  "
+    "[default: 5, or --n if fewer]",
 )
 @click.option(
     "--sampler",
@@ -193,11 +282,28 @@ def _announce(run_dir: Path) -> None:
     help="stats: the super-network's BatchNorm statistics (paper); recalibrate: "
     "re-estimate them per candidate on training batches.",
 )
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Images per batch when scoring candidates and re-estimating BatchNorm.",
+)
 @click.option("--val-size", type=int, help="Score on the first this-many validation images.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--progress/--no-progress", default=True)
+@click.option(
+    "--seed",
+    type=_SEED,
+    default=0,
+    show_default=True,
+    help="Seed of the draws: the same seed draws the same architectures.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show a progress bar on stderr.",
+)
 def sample(**opts) -> None:
     """Draw (architecture, weights) pairs from the posterior, rank them, export the best."""
     from bayesnas.sample import SampleConfig
@@ -208,8 +314,9 @@ def sample(**opts) -> None:
     click.echo(
         f"{len(rows)} distinct of {opts['n']} draws; rows appended to {run_dir / 'samples.jsonl'}"
     )
-    if opts["top_k"]:
-        click.echo(f"top {min(opts['top_k'], len(rows))} exported under {run_dir / 'export'}")
+    top_k = rows[0]["top_k"] if rows else 0
+    if top_k:
+        click.echo(f"top {min(top_k, len(rows))} exported under {run_dir / 'export'}")
 
 
 def _table(rows: list[dict]) -> str:
@@ -348,7 +455,13 @@ def spaces_command() -> None:
 
     for name in list_spaces():
         net = create_space(name)
-        click.echo(f"{name:8s} {type(net).__doc__.splitlines()[0]}")
+        click.echo(f"{name:8s} {_plain_text(type(net).__doc__.splitlines()[0])}")
+
+
+def _plain_text(rest: str) -> str:
+    """A reST line as plain text: ``code`` and :role:`text` lose their markup."""
+    rest = re.sub(r":[\w:]+:`([^`]*)`", r"\1", rest)
+    return rest.replace("``", "").replace("`", "")
 
 
 @cli.command("presets")
@@ -367,6 +480,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         code = cli.main(args=argv, prog_name="bayesnas", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # plain `bayesnas`: the usage, no error
+        click.echo(exc.ctx.get_help() if exc.ctx else cli.get_usage(click.Context(cli)))
+        sys.exit(0)
     except click.exceptions.Abort:
         click.echo("bayesnas: interrupted", err=True)
         sys.exit(130)
@@ -377,12 +493,17 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"bayesnas: error: {exc}", err=True)
         sys.exit(2)
     except Interrupted as exc:
-        click.echo(
-            f"bayesnas: interrupted; checkpoint written. Resume with: "
-            f"bayesnas search --resume {exc.args[0]}",
-            err=True,
-        )
-        sys.exit(130)
+        if exc.run_dir is None:  # a second signal: stopped at once
+            click.echo(
+                f"bayesnas: interrupted ({exc.signal_name}) again; stopped at once", err=True
+            )
+        else:
+            click.echo(
+                f"bayesnas: interrupted ({exc.signal_name}); checkpoint written. Resume with: "
+                f"bayesnas search --resume {exc.run_dir}",
+                err=True,
+            )
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("bayesnas: interrupted", err=True)
         sys.exit(130)

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from bayesnas.errors import UserError
 
 SPACE_OPTIONS = {"nb201": ("channels", "cells"), "resnet": ("width", "blocks")}
+MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
+FLOAT_FIELDS = (
+    "lr", "gate_lr", "warmup", "tau", "tau_final", "init_drop", "prior_l2", "val_fraction",
+)  # fmt: skip
+
+
+def check_seed(seed: int) -> None:
+    """Seeds outside [0, 2**32 - 1] are one line, not NumPy's traceback."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed must be a whole number in [0, {MAX_SEED}], got {seed}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,17 @@ class SearchConfig:
 
     def validated(self) -> SearchConfig:
         """Self, after checking every value; UserError names the first bad one."""
+        for name in FLOAT_FIELDS:
+            if not math.isfinite(getattr(self, name)):
+                raise UserError(
+                    f"--{name.replace('_', '-')} must be a finite number, got {getattr(self, name)}"
+                )
+        if math.isnan(self.checkpoint_minutes) or self.checkpoint_minutes < 0:
+            raise UserError(
+                "--checkpoint-minutes must be >= 0 (0: after every step), "
+                f"got {self.checkpoint_minutes}"
+            )
+        check_seed(self.seed)
         positive = {"epochs": self.epochs, "batch_size": self.batch_size}
         for name, value in positive.items():
             if value < 1:
@@ -98,7 +120,21 @@ class SearchConfig:
             if value < 1:
                 raise UserError(f"--{name} must be at least 1, got {value}")
         create_space(self.space, **self.space_options)  # raises UserError for unknown spaces
+        self._check_augmentation()
         return self
+
+    def _check_augmentation(self) -> None:
+        """Crop padding and cutout no larger than the image (ImageNet: its training crop)."""
+        from bayesnas.data import dataset_info
+
+        size = self.image_size or dataset_info(self.dataset).image_size
+        flags = {"pad": "--crop-pad", "cutout": "--cutout"}
+        for key, value in (self.augmentation or {}).items():
+            if key in flags and isinstance(value, int) and value > size:
+                raise UserError(
+                    f"{flags[key]} {value} is larger than the {size}-pixel images of "
+                    f"{self.dataset}; use at most {size}"
+                )
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -14,8 +14,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torchvision import datasets as tvd
+from torchvision.datasets.utils import download_and_extract_archive
 
 from bayesnas.errors import UserError
 
@@ -77,9 +79,20 @@ def cache_dir() -> Path:
 
 
 def resolve_data_root(name: str, data_root: str | os.PathLike[str] | None) -> Path:
-    """Return the first candidate root that holds `name`, else the first one, to download into."""
+    """Return the root to read `name` from: a given `data_root` itself (it must exist; there is
+    no fallback, so the root recorded with a run is the one read), else the first candidate
+    that holds `name` ($BAYESNAS_DATA, the cache, Debian's path), else the first to download to."""
     dataset_info(name)
-    candidates = [Path(data_root).expanduser()] if data_root is not None else []
+    if data_root is not None:
+        root = Path(data_root).expanduser()
+        if not root.is_dir():
+            what = "is not a folder" if root.exists() else "does not exist"
+            raise UserError(
+                f"--data-root {root} {what}: pass the folder that holds the data set "
+                "(or leave --data-root out to use $BAYESNAS_DATA, the cache or Debian's copy)"
+            )
+        return root
+    candidates = []
     if os.environ.get("BAYESNAS_DATA"):
         candidates.append(Path(os.environ["BAYESNAS_DATA"]).expanduser())
     candidates.append(cache_dir())
@@ -112,10 +125,15 @@ def _fetch(name: str, root: Path, what: str, download: bool) -> None:
     """Download `name` into `root` with torchvision, or explain in a UserError why not."""
     if not download:
         raise _not_found(name, root, what, "downloading is off")
-    dataset = _CIFAR.get(name) or getattr(tvd, _IDX_FOLDERS[name])
     try:
         root.mkdir(parents=True, exist_ok=True)
-        dataset(str(root), train=True, download=True)
+        if name in _CIFAR:  # only the archive: its batches are read by _read_cifar, not pickle
+            cifar = _CIFAR[name]
+            download_and_extract_archive(
+                cifar.url, str(root), filename=cifar.filename, md5=cifar.tgz_md5
+            )
+        else:
+            getattr(tvd, _IDX_FOLDERS[name])(str(root), train=True, download=True)
     except (OSError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise _not_found(name, root, what, f"download failed ({reason})") from err
@@ -170,12 +188,47 @@ def _load_cifar(name: str, root: Path, train: bool, download: bool) -> tuple[tor
     if folder is None:
         _fetch(name, root, what, download)
         folder = root
-    try:
-        data = dataset(str(folder), train=train)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
-        raise UserError(f"cannot read {folder / dataset.base_folder} ({err}); replace it") from err
-    images = torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous()
-    return images, torch.tensor(data.targets, dtype=torch.int64)
+    return _read_cifar(dataset, folder / dataset.base_folder, train)
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR's batch files as data only: dicts, lists, strings, numbers and NumPy
+    arrays. Any other global (a ``__reduce__`` that would run code) is refused, never called."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes as pickled by Python 3 at protocol 2
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it asks for {module}.{name}, which is not data")
+
+
+def _read_cifar(dataset: type[tvd.CIFAR10], folder: Path, train: bool) -> tuple[torch.Tensor, ...]:
+    """Read the batches of a CIFAR split (the 'python version') as uint8 [N, 3, 32, 32]."""
+    images, labels = [], []
+    for file, _ in dataset.train_list if train else dataset.test_list:
+        path = folder / file
+        try:
+            with open(path, "rb") as stream:
+                entry = _DataUnpickler(stream, encoding="latin1").load()
+            images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        except pickle.UnpicklingError as err:
+            raise UserError(
+                f"{path} was not loaded: {err}, and loading it could run code; replace it with "
+                "the real CIFAR files"
+            ) from None
+        except (OSError, EOFError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise UserError(
+                f"cannot read {path} ({type(err).__name__}: {err}); replace it"
+            ) from None
+    return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64)
 
 
 def _extracted_cifar(dataset: type[tvd.CIFAR10], root: Path) -> Path | None:

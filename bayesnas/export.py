@@ -3,6 +3,11 @@
 An export folder holds ``architecture.json`` (space, architecture, sub-network spec, input
 normalisation), ``weights.safetensors`` (only the kept weights) and ``metrics.json``;
 ``export_deployable`` turns it into ONNX or TorchScript for serving without bayesnas.
+
+Every exported model takes images as users have them, ``[N, C, H, W]``, and normalises them
+inside with the training data's mean and std (``ExportedModel``): ``load_exported`` and
+TorchScript take uint8 (0..255) or float in [0, 1]; ONNX takes float32 in [0, 1] and says so in
+its ``metadata_props``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from bayesnas.spaces.base import SuperNet
 from bayesnas.subnets import build_subnet, subnet_from_spec, subnet_spec
 
 FORMAT = 1
+INPUT = (
+    "images [N, C, H, W]: uint8 in 0..255 or float in [0, 1] (ONNX: float32 in [0, 1], that is "
+    "uint8 / 255); the model normalises them inside with the training data's mean and std"
+)
 ARCHITECTURE, WEIGHTS, METRICS = "architecture.json", "weights.safetensors", "metrics.json"
 DEPLOY_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
 ONNX_OPSET = 17
@@ -54,15 +63,60 @@ def export_candidate(
             "parameters": sum(p.numel() for p in subnet.parameters()),
             "subnet": subnet_spec(net, arch),
             "dataset": _with_input_facts(dataset),
+            "input": INPUT,
             "bayesnas_version": __version__,
         },
     )
     return out_dir
 
 
+class ExportedModel(nn.Module):
+    """An exported sub-network that takes images as users have them: ``[N, C, H, W]``, uint8
+    in 0..255 or float in [0, 1]. It normalises them with the training data's per-channel mean
+    and std (uint8 exactly as the search did) and returns logits. ``.net`` is the bare
+    sub-network, which takes normalised images."""
+
+    def __init__(self, net: nn.Module, mean: list[float], std: list[float]):
+        super().__init__()
+        self.net = net
+        stats = {"mean": mean, "std": std}
+        for name, values in stats.items():  # not in the state dict: the weights stay the net's
+            tensor = torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
+            self.register_buffer(name, tensor, persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype == torch.uint8:  # as bayesnas.data.normalize: bit-identical logits
+            x = (images.float() - self.mean * 255.0) / (self.std * 255.0)
+        else:
+            x = (images - self.mean) / self.std
+        return self.net(x)
+
+
 def load_exported(path: str | Path) -> nn.Module:
-    """The exported sub-network at ``path`` (its folder or architecture.json), in eval mode."""
-    return _load(Path(path))[1]
+    """The exported model at ``path`` (its folder or architecture.json), in eval mode. It takes
+    images ``[N, C, H, W]`` as uint8 (0..255) or float in [0, 1] and normalises them inside."""
+    description, subnet = _load(Path(path))
+    return _preprocessed(description, subnet)
+
+
+def _preprocessed(description: dict[str, Any], subnet: nn.Module) -> ExportedModel:
+    """``subnet`` behind the normalisation recorded in the export (none if it records none)."""
+    data = description.get("dataset")
+    data = data if isinstance(data, dict) else {}
+    channels = description["subnet"].get("in_channels", 3)
+    mean = data.get("mean") or [0.0] * channels
+    std = data.get("std") or [1.0] * channels
+
+    def valid(values: Any) -> bool:
+        return (
+            isinstance(values, list)
+            and len(values) == channels
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)
+        )
+
+    if not (valid(mean) and valid(std)):
+        raise UserError(f"the export records no valid mean and std for its {channels} channels")
+    return ExportedModel(subnet, list(mean), list(std)).eval()
 
 
 def read_export(path: str | Path) -> tuple[dict[str, Any], nn.Module]:
@@ -109,9 +163,12 @@ def export_deployable(
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(DEPLOY_FILES)}")
     description, subnet = _load(Path(export_dir))
     size = image_size or _image_size(description)
-    example = torch.randn(2, description["subnet"]["in_channels"], size, size)
+    example = torch.rand(2, description["subnet"]["in_channels"], size, size)  # in [0, 1]
     out = Path(out) if out is not None else _folder(Path(export_dir)) / DEPLOY_FILES[fmt]
-    data = _serialise(subnet, example, fmt)
+    model = _preprocessed(description, subnet)
+    data = _serialise(model, example, fmt)
+    if fmt == "onnx":
+        data = _with_metadata(data, _metadata(description, size))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         rundir.atomic_write_bytes(out, lambda f: f.write(data))
@@ -120,15 +177,17 @@ def export_deployable(
     return out
 
 
-def _serialise(subnet: nn.Module, example: torch.Tensor, fmt: str) -> bytes:
-    """The ONNX or TorchScript file of ``subnet``, traced on ``example`` with a dynamic batch."""
+def _serialise(model: ExportedModel, example: torch.Tensor, fmt: str) -> bytes:
+    """The ONNX or TorchScript file of ``model``, traced on ``example`` with a dynamic batch
+    (TorchScript: the sub-network traced, its input normalisation scripted, so that it takes
+    uint8 and float images alike; ONNX: float32 images in [0, 1])."""
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         if fmt == "onnx":  # the TorchScript-based exporter: fast, and enough for these graphs
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", "Constant folding", UserWarning)  # strided slices
             torch.onnx.export(
-                subnet,
+                model,
                 (example,),
                 buffer,
                 input_names=["images"],
@@ -139,8 +198,43 @@ def _serialise(subnet: nn.Module, example: torch.Tensor, fmt: str) -> bytes:
             )
         else:
             warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still asked
-            torch.jit.save(torch.jit.trace(subnet, example), buffer)
+            mean, std = model.mean.flatten().tolist(), model.std.flatten().tolist()
+            traced = torch.jit.trace(model.net, (example - model.mean) / model.std)
+            torch.jit.save(torch.jit.script(ExportedModel(traced, mean, std)), buffer)
     return buffer.getvalue()
+
+
+def _metadata(description: dict[str, Any], size: int) -> dict[str, str]:
+    """What a user of the ONNX file needs to know, as its metadata_props."""
+    data = description.get("dataset") or {}
+    channels = description["subnet"].get("in_channels", 3)
+    return {
+        "input": "images [N, C, H, W] as float32 in [0, 1] (uint8 images divided by 255); "
+        "the model normalises them inside with the training data's mean and std",
+        "input_dtype": "float32",
+        "input_range": "[0, 1]",
+        "input_layout": f"NCHW, C = {channels}, H = W = {size}",
+        "normalisation": "(x - mean) / std per channel, applied inside the model",
+        "mean": json.dumps(data.get("mean") or [0.0] * channels),
+        "std": json.dumps(data.get("std") or [1.0] * channels),
+        "dataset": str(data.get("name", "unknown")),
+        "architecture": str(description.get("architecture", "")),
+        "space": str(description.get("space", "")),
+        "bayesnas_version": __version__,
+    }
+
+
+def _with_metadata(data: bytes, props: dict[str, str]) -> bytes:
+    """The ONNX model ``data`` with ``props`` in its metadata_props and doc string."""
+    try:
+        import onnx
+    except ImportError:
+        raise UserError("ONNX export needs the onnx package: python3 -m pip install onnx") from None
+    proto = onnx.load_from_string(data)
+    for key, value in props.items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.doc_string = f"bayesnas export. Input: {props['input']}."
+    return proto.SerializeToString()
 
 
 def _folder(path: Path) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from bayesnas.decision import when_q_decided
 
@@ -29,7 +29,7 @@ SAMPLER_COLORS = {"posterior": "C0", "uniform": "C1", "fixed-dropout": "C2"}
 SAMPLER_LINES = {"posterior": "-", "uniform": "--", "fixed-dropout": ":"}  # overlaps stay visible
 SAMPLER_MARKERS = {"posterior": "o", "uniform": "s", "fixed-dropout": "^"}
 STAGE_COLORS = ("C0", "C1", "C2", "C3")
-TOP_K = 5  # candidates outlined per sampler in the cost figure
+TOP_K = 5  # `sample`'s default top-k: assumed for rows written before top_k was recorded
 
 Row = dict[str, Any]
 
@@ -136,47 +136,92 @@ def best_of_k(rows: list[Row]) -> np.ndarray:
 # -- figures ------------------------------------------------------------------------------------
 
 
-def power_of_ten(values: np.ndarray) -> float:
-    """The power of ten of the largest magnitude (1 for zeros), to scale an axis by hand."""
-    top = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 0.0
-    return 10.0 ** math.floor(math.log10(top)) if top > 0 else 1.0
+def top_k(rows: list[Row]) -> int:
+    """How many candidates of one sample call were exported (its --top-k)."""
+    k = rows[0].get("top_k")
+    return int(k) if isinstance(k, int) else min(TOP_K, len(rows))
+
+
+def _plain(ax: Axes) -> None:
+    """Plain tick labels on a linear y axis: no offset or x1e-5 multiplier text, which would
+    make a small change look dramatic."""
+    formatter = ScalarFormatter(useOffset=False)
+    formatter.set_scientific(False)
+    ax.yaxis.set_major_formatter(formatter)
 
 
 def _legend_below(ax: Axes, handles: list[Any]) -> None:
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, fontsize=9)
 
 
-def training_figure(metrics: list[Row]) -> Figure:
-    """Figure 1: the objective's terms, the schedules and the accuracies over epochs."""
+def _positive(values: np.ndarray) -> np.ndarray:
+    """``values`` with what a log axis cannot show (<= 0) as NaN."""
+    return np.where(values > 0, values, math.nan)
+
+
+def training_figure(metrics: list[Row], steps: list[Row] | None = None) -> Figure:
+    """Figure 1: the objective and its terms, the schedules, and the accuracies.
+
+    With steps.jsonl (``steps``) the loss terms and schedules are drawn per logged step, so a
+    cosine learning rate and an annealed tau show their shape; the loss terms share one log
+    axis in nats per image, so that KL/N, orders of magnitude below the NLL, is visible without
+    a rescaled axis. Epoch means from metrics.jsonl are the markers.
+    """
     epoch = series(metrics, "epoch")
-    fig = new_figure(14, 4.6)
+    fig = new_figure(15, 4.8)
     loss_ax, sched_ax, acc_ax = fig.subplots(1, 3)
-    lines = loss_ax.plot(epoch, -series(metrics, "elbo"), "o-", label="-ELBO (loss)")
-    lines += loss_ax.plot(epoch, series(metrics, "nll"), "s-", label="NLL (train)")
-    loss_ax.set_ylabel("nats per image")
-    kl_ax = loss_ax.twinx()
-    kl = series(metrics, "kl")
-    scale = power_of_ten(kl)
-    lines += kl_ax.plot(epoch, kl / scale, "^--", color="C3", label="KL / N (right axis)")
-    kl_ax.set_ylabel(f"KL(q || p) / N  (x {scale:.0e} nats per image)", color="C3")
+    terms = (
+        ("elbo", "-ELBO (loss)", "C0"),
+        ("nll", "NLL", "C1"),
+        ("kl", "KL(q || p) / N", "C3"),
+        ("weight_prior", "weight prior / N", "C2"),
+    )
+    lines = []
+    for key, label, color in terms:
+        values = -series(metrics, key) if key == "elbo" else series(metrics, key)
+        if steps:
+            x = series(steps, "epoch")
+            per_step = series(steps, "loss" if key == "elbo" else key)
+            lines += loss_ax.plot(x, _positive(per_step), "-", lw=1, color=color, label=label)
+            loss_ax.plot(epoch, _positive(values), "o", ms=4, color=color)
+        else:
+            lines += loss_ax.plot(epoch, _positive(values), "o-", color=color, label=label)
+    loss_ax.set_yscale("log")
+    loss_ax.set_ylabel("nats per image (log scale)")
+    where = "lines: per step; dots: epoch means" if steps else "per epoch"
+    loss_ax.set_title(f"Objective (Eq. 15) and its terms ({where})", fontsize=10)
     _legend_below(loss_ax, lines)
-    loss_ax.set_title("Objective (Eq. 15)")
     _epoch_axis(loss_ax)
 
-    lines = sched_ax.plot(epoch, series(metrics, "lr"), "o-", label="learning rate")
-    sched_ax.set_ylabel("learning rate (end of epoch)")
+    if steps:
+        x, lr = series(steps, "epoch"), series(steps, "lr")
+        gate_lr, tau = series(steps, "gate_lr"), series(steps, "tau")
+        sched_ax.set_title("Schedules (per step)")
+    else:
+        x, lr, gate_lr, tau = epoch, series(metrics, "lr"), None, series(metrics, "tau")
+        sched_ax.set_title("Schedules (at epoch ends)")
+    lines = sched_ax.plot(x, lr, "-", label="learning rate (weights)")
+    if gate_lr is not None and np.isfinite(gate_lr).any():
+        lines += sched_ax.plot(x, gate_lr, "-.", color="C2", label="learning rate (gates)")
+    sched_ax.set_ylabel("learning rate")
+    sched_ax.set_ylim(bottom=0)
+    _plain(sched_ax)
     tau_ax = sched_ax.twinx()
-    lines += tau_ax.plot(epoch, series(metrics, "tau"), "s--", color="C1", label="tau (right axis)")
+    lines += tau_ax.plot(x, tau, "--", color="C1", label="tau (right axis)")
     tau_ax.set_ylabel("Concrete temperature tau", color="C1")
+    tau_ax.set_ylim(bottom=0)
+    _plain(tau_ax)
     _legend_below(sched_ax, lines)
-    sched_ax.set_title("Schedules")
     _epoch_axis(sched_ax)
 
     lines = acc_ax.plot(epoch, 100 * series(metrics, "train_acc"), "o-", label="train (relaxed)")
-    lines += acc_ax.plot(epoch, 100 * series(metrics, "val_acc"), "s-", label="validation (mode)")
+    val = series(metrics, "val_acc")
+    label = "validation (mode)" + ("; gaps: no mode yet" if np.isnan(val).any() else "")
+    lines += acc_ax.plot(epoch, 100 * val, "s-", label=label)
     acc_ax.set_ylabel("accuracy (%)")
+    _plain(acc_ax)
     _legend_below(acc_ax, lines)
-    acc_ax.set_title("Accuracy")
+    acc_ax.set_title("Accuracy (per epoch)")
     _epoch_axis(acc_ax)
     return fig
 
@@ -187,6 +232,8 @@ def _heatmap(ax: Axes, edges: list[str], ops: list[str], probs: np.ndarray) -> A
         color = "black" if value > 0.6 else "white"
         ax.text(j, i, f"{value:.3f}", ha="center", va="center", color=color, fontsize=9)
     for i, j in enumerate(probs.argmax(1)):
+        if np.sum(probs[i] == probs[i, j]) > 1:
+            continue  # tied: this edge has no mode yet
         ax.add_patch(Rectangle((j - 0.45, i - 0.42), 0.9, 0.84, fill=False, ec="orange", lw=2))
     ax.set_xticks(range(len(ops)), [OP_LABELS.get(o, o) for o in ops], rotation=30, ha="right")
     ax.set_yticks(range(len(edges)), [f"edge {e.replace('<-', ' <- ')}" for e in edges])
@@ -302,17 +349,20 @@ def samples_figure(calls: dict[str, list[Row]]) -> Figure:
     for sampler, rows in calls.items():
         color = SAMPLER_COLORS.get(sampler)
         values = [100 * r["val_acc"] for r in rows]
+        draws = [r["draws"] for r in rows]  # a network drawn 95 times counts 95 times
         label = _sampler_label(sampler, rows)
-        hist_ax.hist(values, bins=bins, histtype="stepfilled", alpha=0.35, color=color)
+        hist_ax.hist(
+            values, bins=bins, weights=draws, histtype="stepfilled", alpha=0.35, color=color
+        )
         style = {"color": color, "ls": SAMPLER_LINES.get(sampler, "-"), "lw": 2}
-        hist_ax.hist(values, bins=bins, histtype="step", label=label, **style)
+        hist_ax.hist(values, bins=bins, weights=draws, histtype="step", label=label, **style)
         curve = best_of_k(rows)
         k = np.arange(1, len(curve) + 1)
         curve_ax.step(k, 100 * curve, where="post", label=sampler, **style)
     hist_ax.set_xlabel("validation accuracy (%)")
-    hist_ax.set_ylabel("distinct candidates")
+    hist_ax.set_ylabel("draws (each candidate weighted by its draws)")
     hist_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    hist_ax.set_title("Sampled candidates")
+    hist_ax.set_title("Sampled candidates, weighted by draws")
     hist_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=9)
     curve_ax.set_xlabel("k (architectures drawn)")
     curve_ax.set_ylabel("best validation accuracy of the first k (%)")
@@ -333,8 +383,9 @@ def cost_figure(calls: dict[str, list[Row]]) -> Figure:
     ):
         for sampler, rows in calls.items():
             color = SAMPLER_COLORS.get(sampler)
-            top = [r for r in rows if r["rank"] <= TOP_K]
-            rest = [r for r in rows if r["rank"] > TOP_K]
+            k = top_k(rows)
+            top = [r for r in rows if r["rank"] <= k]
+            rest = [r for r in rows if r["rank"] > k]
             marker = SAMPLER_MARKERS.get(sampler, "D")
             ax.scatter(
                 [r[key] for r in rest],
@@ -353,7 +404,7 @@ def cost_figure(calls: dict[str, list[Row]]) -> Figure:
                 color=color,
                 edgecolors="black",
                 linewidths=1.2,
-                label=f"{sampler}: top {TOP_K}",
+                label=f"{sampler}: top {k} (exported)" if k else "_nolegend_",
             )
         ax.scatter(
             best[key],

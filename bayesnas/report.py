@@ -7,9 +7,12 @@ missing becomes a note, never an exception; only unreadable inputs raise UserErr
 from __future__ import annotations
 
 import html
+import io
 import json
 import os
-from dataclasses import dataclass
+import shutil
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -48,10 +51,20 @@ class RunData:
     posterior: dict[str, Any] | None
     samples: list[Row]
     notes: list[str]
+    steps: list[Row] = field(default_factory=list)  # steps.jsonl: schedules and loss per step
 
     @property
     def epochs_done(self) -> int:
         return self.config["epochs"] if self.posterior else len(self.metrics)
+
+    @property
+    def has_mode(self) -> bool:
+        """Whether q has a mode: not while its gate logits are tied (a warm-up, a uniform run)."""
+        if self.posterior is not None:
+            from bayesnas.search import has_mode
+
+            return has_mode(self.posterior["gate_logits"])
+        return self.gates is not None and self.gates.get("mode") is not None
 
     @property
     def gates(self) -> dict[str, Any] | None:
@@ -87,17 +100,71 @@ def load_run(run_dir: Path) -> RunData:
     if (run_dir / rundir.POSTERIOR).is_file():
         try:
             posterior = rundir.load_torch(run_dir / rundir.POSTERIOR, "posterior")
+        except rundir.UnsafeFile:
+            raise  # never drawn around: the user must know that this file is not to be trusted
         except UserError as exc:
             notes.append(f"{exc}; figures from metrics.jsonl only")
     config = _config(run_dir, posterior, notes)
-    samples = rundir.read_jsonl(run_dir / SAMPLES, notes.append)
-    run = RunData(run_dir, config, metrics, posterior, samples, notes)
+    samples = _valid_samples(rundir.read_jsonl(run_dir / SAMPLES, notes.append), config, notes)
+    steps = rundir.read_jsonl(run_dir / rundir.STEPS, notes.append)
+    run = RunData(run_dir, config, metrics, posterior, samples, notes, steps)
     if posterior is None:
         notes.append(
             f"run not finished: no posterior.pt, figures from metrics so far "
             f"({run.epochs_done} of {config['epochs']} epochs)"
         )
     return run
+
+
+_SAMPLE_FIELDS = {
+    "sampler": str,
+    "rank": int,
+    "n": int,
+    "draws": int,
+    "first_draw": int,
+    "val_acc": (int, float),
+    "val_nll": (int, float),
+    "params_m": (int, float),
+    "mflops": (int, float),
+    "architecture": str,
+}
+
+
+def _sample_defect(row: Any, space: str) -> str | None:
+    """What is wrong with a samples.jsonl row (None: nothing) that the figures would trip on."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    for key, kind in _SAMPLE_FIELDS.items():
+        value = row.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{key} is {value!r}"
+    if not 0 <= row["first_draw"] < row["n"] or row["rank"] < 1:
+        return "first_draw or rank out of range"
+    if space == "nb201":
+        from bayesnas.spaces.nb201 import from_string
+
+        try:
+            from_string(row["architecture"])
+        except ValueError as exc:
+            return f"architecture {row['architecture']!r} is not a NAS-Bench-201 cell ({exc})"
+    elif space == "resnet":
+        try:
+            bytes.fromhex(row.get("encoding"))
+        except (TypeError, ValueError):
+            return f"encoding {row.get('encoding')!r} is not the hex of a gate vector"
+    return None
+
+
+def _valid_samples(rows: list[Any], config: dict[str, Any], notes: list[str]) -> list[Row]:
+    """The rows of samples.jsonl that the figures can use; one note per row skipped."""
+    kept = []
+    for number, row in enumerate(rows, start=1):
+        defect = _sample_defect(row, config.get("space", ""))
+        if defect is None:
+            kept.append(row)
+        else:
+            notes.append(f"skipping row {number} of {SAMPLES}: {defect}")
+    return kept
 
 
 def latest_calls(samples: list[Row]) -> tuple[dict[str, list[Row]], int]:
@@ -131,8 +198,8 @@ def architecture_figure(run: RunData, best: Row | None) -> tuple[MplFigure, str]
     from bayesnas.spaces import create_space
 
     gates = run.gates
-    if best is None and gates is None:
-        return None
+    if best is None and (gates is None or not run.has_mode):
+        return None  # no candidate, and q has no mode (yet) to draw
     source = "top-1 candidate" if best else f"posterior mode {run.when}"
     detail = f"\n({_describe_candidate(best)})" if best else ""
     if run.config["space"] == "nb201":
@@ -162,13 +229,17 @@ def _figures(run: RunData, calls: dict[str, list[Row]]) -> list[tuple[str, str, 
             (
                 "01-training",
                 "Training",
-                "-ELBO, NLL and KL/N (right axis) per image, learning rate and tau, accuracies",
-                plots.training_figure(metrics),
+                "-ELBO and its terms (NLL, KL/N, weight prior) in nats per image on a log "
+                "scale, the learning rates and tau"
+                + (" per step" if run.steps else " per epoch")
+                + ", and the accuracies per epoch",
+                plots.training_figure(metrics, run.steps),
             )
         )
     if gates is not None and plots.is_cell_space(gates):
         figure = plots.cell_posterior_figure(metrics, gates, run.when)
-        caption = f"q(op | edge) {run.when} (rows sum to 1) and over epochs; mode {gates['mode']}"
+        mode = gates["mode"] if run.has_mode else "none yet (tied gate logits)"
+        caption = f"q(op | edge) {run.when} (rows sum to 1) and over epochs; mode {mode}"
         made.append(("02-posterior", "Architecture posterior", caption, figure))
     elif gates is not None:
         figure = plots.group_posterior_figure(gates, run.when)
@@ -179,9 +250,13 @@ def _figures(run: RunData, calls: dict[str, list[Row]]) -> list[tuple[str, str, 
         made.append(("03-entropy", "Posterior entropy", caption, plots.entropy_figure(metrics)))
     if calls:
         names = ", ".join(calls)
-        caption = f"validation accuracy of the distinct candidates and best-of-k ({names})"
+        caption = (
+            f"validation accuracy of the candidates, weighted by how often each was drawn, "
+            f"and best-of-k ({names})"
+        )
         made.append(("04-samples", "Sampled candidates", caption, plots.samples_figure(calls)))
-        caption = f"validation accuracy vs cost; filled: top {plots.TOP_K} per sampler, star: top-1"
+        tops = ", ".join(f"top {plots.top_k(rows)} ({s})" for s, rows in calls.items())
+        caption = f"validation accuracy vs cost; filled: the exported {tops}; star: top-1"
         made.append(("05-cost", "Accuracy vs cost", caption, plots.cost_figure(calls)))
     best = top_candidate(calls)
     arch = architecture_figure(run, best)
@@ -191,14 +266,12 @@ def _figures(run: RunData, calls: dict[str, list[Row]]) -> list[tuple[str, str, 
     return made
 
 
-def make_figures(run_dir: Path, out_dir: Path, fmt: str = "png") -> tuple[list[Figure], list[str]]:
-    """Write every figure the run's data allow as ``out_dir/NN-name.fmt``; returns them and
-    notes on what is missing."""
+def _render(run_dir: Path, fmt: str) -> tuple[list[tuple[str, str, str, bytes]], list[str]]:
+    """Every figure the run's data allow, rendered in memory: (file name, title, caption,
+    bytes); and notes on what is missing."""
     if fmt not in FORMATS:
         raise UserError(f"unknown figure format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     run = load_run(Path(run_dir))
-    out_dir = Path(out_dir)
-    rundir.create(out_dir)
     calls, earlier = latest_calls(run.samples)
     notes = list(run.notes)
     if not run.metrics:
@@ -218,12 +291,53 @@ def make_figures(run_dir: Path, out_dir: Path, fmt: str = "png") -> tuple[list[F
             f"{SAMPLES} holds {earlier} earlier sample call(s); figures 4-5 use the "
             "latest call of each sampler"
         )
-    figures = []
+    if not run.has_mode and not calls and run.gates is not None:
+        notes.append("q has no mode yet (its gate logits are tied): no figure 6 until it has one")
+    rendered = []
     for stem, title, caption, figure in _figures(run, calls):
-        path = out_dir / f"{stem}.{fmt}"
-        figure.savefig(path, format=fmt)
-        figures.append(Figure(path, title, caption))
-    return figures, notes
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=fmt)
+        rendered.append((f"{stem}.{fmt}", title, caption, buffer.getvalue()))
+    return rendered, notes
+
+
+def _install(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Put ``files`` into ``out_dir`` whole or not at all: written into a hidden folder inside
+    it, then renamed into place. A full disk is one line, and leaves ``out_dir`` as it was."""
+    created = not out_dir.exists()
+    rundir.create(out_dir)
+    staging = None
+    try:
+        staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".plots-"))
+        for name, data in files.items():
+            rundir.write_new(staging / name, data)
+        for name in files:
+            os.replace(staging / name, out_dir / name)
+    except (rundir.DiskFull, OSError) as exc:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging = None
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        if isinstance(exc, rundir.DiskFull) or rundir.is_disk_full(exc):
+            raise rundir.disk_full(
+                out_dir,
+                sum(len(d) for d in files.values()),
+                then="free some space and plot again (nothing was written)",
+            ) from None
+        raise UserError(f"cannot write {out_dir}: {exc.strerror}; choose another --out") from None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def make_figures(run_dir: Path, out_dir: Path, fmt: str = "png") -> tuple[list[Figure], list[str]]:
+    """Write every figure the run's data allow as ``out_dir/NN-name.fmt`` (all or none: a full
+    disk leaves no partial figure); returns them and notes on what is missing."""
+    rendered, notes = _render(run_dir, fmt)
+    out_dir = Path(out_dir)
+    _install(out_dir, {name: data for name, _, _, data in rendered})
+    return [Figure(out_dir / name, title, caption) for name, title, caption, _ in rendered], notes
 
 
 def summary(run_dir: Path) -> dict[str, Any]:
@@ -234,6 +348,7 @@ def summary(run_dir: Path) -> dict[str, Any]:
     last = run.metrics[-1] if run.metrics else {}
     post = run.posterior or {}
     dataset = post.get("dataset", {"name": run.config["dataset"]})
+    mode = (post.get("mode") or (run.gates or {}).get("mode")) if run.has_mode else None
     return {
         "run": str(run_dir),
         "dataset": dataset,
@@ -244,8 +359,10 @@ def summary(run_dir: Path) -> dict[str, Any]:
         "epochs_planned": run.config["epochs"],
         "final_elbo": last.get("elbo"),
         "decision": when_q_decided(run.metrics) if run.config.get("sampler") != "uniform" else None,
-        "mode": post.get("mode") or (run.gates or {}).get("mode"),
-        "mode_val_acc": post.get("mode_val_acc", last.get("val_acc")),
+        "elbo_epoch": last.get("epoch"),  # the ELBO is that epoch's: a torn last row is skipped
+        "mode": mode,
+        "no_mode": run.gates is not None and not run.has_mode,
+        "mode_val_acc": post.get("mode_val_acc", last.get("val_acc")) if mode else None,
         "mode_val_images": dataset.get("val_images") if post else last.get("val_images"),
         "best": None
         if best is None
@@ -280,9 +397,22 @@ def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
         ("epochs", f"{info['epochs_done']} / {info['epochs_planned']} ({status})"),
     ]
     if info["final_elbo"] is not None:
-        rows.append(("final ELBO", f"{info['final_elbo']:.4f} nats per image"))
+        epoch = info.get("elbo_epoch")
+        if epoch is None or epoch == info["epochs_done"]:
+            rows.append(("final ELBO", f"{info['final_elbo']:.4f} nats per image"))
+        else:  # the last epoch's row is missing (torn): say whose ELBO this is
+            rows.append(
+                (
+                    f"ELBO of epoch {epoch}",
+                    f"{info['final_elbo']:.4f} nats per image (the row of epoch "
+                    f"{info['epochs_done']} is missing from {rundir.METRICS})",
+                )
+            )
     if info["mode"] is not None:
         rows.append(("posterior mode", info["mode"]))
+    elif info.get("no_mode"):
+        flat = "q is flat (its gate logits are tied): rank its draws with `bayesnas sample`"
+        rows.append(("posterior mode", f"no mode: {flat}" if info["finished"] else "no mode yet"))
     if info.get("decision") and info["decision"]["mode_fixed_from"] is not None:
         rows.append(("q decided", describe_decision(info["decision"], info["epochs_done"])))
     if info["mode_val_acc"] is not None:
@@ -337,6 +467,14 @@ figure{margin:2em 0}figcaption{color:#444;margin-top:.4em}li{margin:.3em 0}"""
 def write_index(run_dir: Path, out_dir: Path, figures: list[Figure], notes: list[str]) -> Path:
     """Write ``out_dir/index.html``: the summary table, the notes and every figure on disk."""
     out_dir = Path(out_dir)
+    page = index_page(run_dir, out_dir, [f for f in figures if f.path.is_file()], notes)
+    path = out_dir / INDEX
+    rundir.atomic_write_bytes(path, lambda f: f.write(page.encode()))
+    return path
+
+
+def index_page(run_dir: Path, out_dir: Path, figures: list[Figure], notes: list[str]) -> str:
+    """The index.html text: the summary table, the notes and ``figures``."""
     esc = html.escape
     table = "".join(
         f"<tr><th>{esc(label)}</th><td>{esc(value)}</td></tr>"
@@ -344,28 +482,28 @@ def write_index(run_dir: Path, out_dir: Path, figures: list[Figure], notes: list
     )
     items = "".join(f"<li>{esc(n)}</li>" for n in notes) or "<li>none</li>"
     parts = []
-    for figure in (f for f in figures if f.path.is_file()):
+    for figure in figures:
         src = esc(quote(Path(os.path.relpath(figure.path, out_dir)).as_posix()))
         fmt = figure.path.suffix.lstrip(".")
         parts.append(
             f"<figure><h3>{esc(figure.title)}</h3>{_embed(src, fmt, esc(figure.title))}"
             f"<figcaption>{esc(figure.caption)}</figcaption></figure>"
         )
-    page = (
+    return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>bayesnas: {esc(str(run_dir))}</title><style>{STYLE}</style></head><body>"
         f"<h1>bayesnas run {esc(str(run_dir))}</h1><h2>Summary</h2><table>{table}</table>"
         f"<h2>Notes</h2><ul>{items}</ul><h2>Figures</h2>{''.join(parts)}</body></html>\n"
     )
-    path = out_dir / INDEX
-    rundir.atomic_write_bytes(path, lambda f: f.write(page.encode()))
-    return path
 
 
 def plot_run(run: Path | None, out: Path | None, fmt: str) -> tuple[Path, list[str]]:
     """`bayesnas plot`: figures and index.html of ``run`` (default: the newest) in ``out``
     (default RUN/plots); returns the index path and the notes."""
     run_dir = find_run(run)
-    out_dir = out if out is not None else run_dir / "plots"
-    figures, notes = make_figures(run_dir, out_dir, fmt)
-    return write_index(run_dir, out_dir, figures, notes), notes
+    out_dir = Path(out if out is not None else run_dir / "plots")
+    rendered, notes = _render(run_dir, fmt)
+    figures = [Figure(out_dir / name, title, caption) for name, title, caption, _ in rendered]
+    page = index_page(run_dir, out_dir, figures, notes)
+    _install(out_dir, {name: data for name, _, _, data in rendered} | {INDEX: page.encode()})
+    return out_dir / INDEX, notes

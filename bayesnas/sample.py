@@ -8,6 +8,7 @@ exported as physically smaller networks under export/rank-K/.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
@@ -19,13 +20,15 @@ import torch
 from tqdm import tqdm
 
 from bayesnas import rundir
+from bayesnas.config import check_seed
 from bayesnas.errors import UserError
 from bayesnas.evaluate import first_images
 from bayesnas.posterior import SAMPLERS, Posterior, draw_architectures, find_run, load_posterior
 from bayesnas.rank import Candidate, batchnorm_for, best_of_k, distinct, evaluate_candidates
 from bayesnas.search import resolve_device, search_data
 
-SAMPLES = "samples.jsonl"
+SAMPLES = rundir.SAMPLES
+DEFAULT_TOP_K = 5  # exported by default, or n when fewer are drawn
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class SampleConfig:
 
     run: Path | None = None  # None: the newest run under ./runs
     n: int = 20  # architectures drawn
-    top_k: int = 5  # exported to export/rank-K/
+    top_k: int | None = None  # exported to export/rank-K/; None: min(5, n)
     sampler: str = "posterior"  # posterior | uniform | fixed-dropout
     drop_rate: float | None = None  # fixed-dropout's rate; None: the posterior's mean drop rate
     bn: str = "stats"  # stats: the super-network's running statistics; recalibrate: re-estimate
@@ -48,14 +51,21 @@ class SampleConfig:
     def validated(self) -> SampleConfig:
         if self.n < 1:
             raise UserError(f"--n must be at least 1, got {self.n}")
+        if self.top_k is None:
+            return dataclasses.replace(self, top_k=min(DEFAULT_TOP_K, self.n)).validated()
         if not 0 <= self.top_k <= self.n:
             raise UserError(f"--top-k must lie in [0, n={self.n}], got {self.top_k}")
         if self.sampler not in SAMPLERS:
             raise UserError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
         if self.bn not in ("stats", "recalibrate"):
             raise UserError(f"--bn must be stats or recalibrate, got {self.bn!r}")
+        if self.drop_rate is not None and self.sampler != "fixed-dropout":
+            raise UserError(
+                f"--drop-rate applies to --sampler fixed-dropout only, not {self.sampler}"
+            )
         if self.drop_rate is not None and not 0 < self.drop_rate < 1:
             raise UserError(f"--drop-rate must lie in (0, 1), got {self.drop_rate}")
+        check_seed(self.seed)
         if self.batch_size < 1 or (self.val_size is not None and self.val_size < 1):
             raise UserError("--batch-size and --val-size must be at least 1")
         return self
@@ -81,6 +91,7 @@ def _rows(posterior: Posterior, candidates: list[Candidate], config: SampleConfi
             "sampler": config.sampler,
             "seed": config.seed,
             "n": config.n,
+            "top_k": config.top_k,
             "bn": config.bn,
             "rank": rank,
             "draws": len(c.draws),
@@ -98,9 +109,8 @@ def _rows(posterior: Posterior, candidates: list[Candidate], config: SampleConfi
 def _append_rows(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """Add rows to samples.jsonl atomically: earlier rows are kept, a crash loses nothing."""
     path = run_dir / SAMPLES
+    rundir.repair_tail(path)  # a torn last line would otherwise end up mid-file
     earlier = path.read_text() if path.is_file() else ""
-    if earlier and not earlier.endswith("\n"):
-        earlier += "\n"
     text = earlier + "".join(json.dumps(r) + "\n" for r in rows)
     rundir.atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
@@ -123,12 +133,16 @@ def _export_top(
     staging = posterior.run_dir / ".export-staging"
     shutil.rmtree(staging, ignore_errors=True)
     dataset = posterior.payload["dataset"]
-    for rank, (candidate, row) in enumerate(zip(ranked[:k], rows[:k], strict=False), start=1):
-        out = staging / f"rank-{rank}"
-        out.mkdir(parents=True)
-        arch = candidate.arch.to(posterior.program.guide.gate_logits.device)
-        with batchnorm_for(net, arch, config.bn, train_batches, config.bn_steps):
-            export_candidate(out, net, arch, metrics=row, dataset=dataset)
+    try:
+        for rank, (candidate, row) in enumerate(zip(ranked[:k], rows[:k], strict=False), start=1):
+            out = staging / f"rank-{rank}"
+            out.mkdir(parents=True)
+            arch = candidate.arch.to(posterior.program.guide.gate_logits.device)
+            with batchnorm_for(net, arch, config.bn, train_batches, config.bn_steps):
+                export_candidate(out, net, arch, metrics=row, dataset=dataset)
+    except BaseException:  # a full disk, Ctrl-C: the earlier export stays as it was
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
 

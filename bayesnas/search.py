@@ -22,10 +22,11 @@ from tqdm import tqdm
 
 from bayesnas import rundir
 from bayesnas.config import SearchConfig
-from bayesnas.data import build_search_data
+from bayesnas.data import build_search_data, resolve_data_root
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.evaluate import evaluate_architecture, first_images
 from bayesnas.program import Program, build_program
+from bayesnas.steplog import StepLog
 
 PRUNED_LOGIT = -1e4  # softmax gives such an op exactly 0 in float32 and bf16
 
@@ -44,15 +45,22 @@ def resolve_device(name: str) -> torch.device:
 
 
 def rng_state() -> dict[str, Any]:
-    """All random states a step consumes (torch CPU and CUDA, Python, NumPy)."""
-    state = {"pyro": pyro.util.get_rng_state()}
+    """All random states a step consumes (torch CPU and CUDA, Python, NumPy), as plain data:
+    NumPy's key array becomes a tensor, so that checkpoint.pt loads with ``weights_only``."""
+    state = {"pyro": dict(pyro.util.get_rng_state())}
+    kind, key, *rest = state["pyro"]["numpy"]
+    state["pyro"]["numpy"] = (kind, torch.from_numpy(key.astype("int64")), *rest)
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    pyro.util.set_rng_state(state["pyro"])
+    saved = dict(state["pyro"])
+    kind, key, *rest = saved["numpy"]
+    if isinstance(key, torch.Tensor):
+        saved["numpy"] = (kind, key.numpy().astype("uint32"), *rest)
+    pyro.util.set_rng_state(saved)
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -110,6 +118,8 @@ class Searcher:
         self.elapsed = 0.0
         self.sums = self._zero_sums()
         self._stop_requested = False
+        self._signal = signal.SIGINT
+        self.steps = StepLog(self)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -127,6 +137,7 @@ class Searcher:
             "rng": rng_state(),
             "sums": {k: float(v) for k, v in self.sums.items()},
             "elapsed": self.elapsed,
+            "threads": torch.get_num_threads(),  # CPU results depend on it: a resume restores it
             "versions": rundir.versions(self.device),
         }
 
@@ -143,8 +154,10 @@ class Searcher:
         self.sums = {k: torch.tensor(v, device=self.device) for k, v in state["sums"].items()}
         self.elapsed = state["elapsed"]
         set_rng_state(state["rng"])
+        restore_threads(state.get("threads"))
 
     def _save_checkpoint(self) -> None:
+        self.steps.flush()
         rundir.save_torch(self.run_dir / rundir.CHECKPOINT, self.state_dict())
         self._last_checkpoint = time.monotonic()
 
@@ -205,14 +218,18 @@ class Searcher:
         s["steps"] += 1
 
     def _handle_sigint(self, signum: int, frame: Any) -> None:
-        if self._stop_requested:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self._stop_requested = True
+        """Ctrl-C and SIGTERM (SLURM, docker stop, timeout): checkpoint after this step."""
+        if self._stop_requested:  # a second signal stops at once
+            raise Interrupted(None, signum)
+        self._stop_requested, self._signal = True, signum
 
     def run(self) -> Path:
         """Train from the current state to the last epoch; returns the path of posterior.pt."""
-        previous = signal.signal(signal.SIGINT, self._handle_sigint)
+        previous = {
+            sig: signal.signal(sig, self._handle_sigint) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         self._last_checkpoint = time.monotonic()
+        self.steps.start(self.epoch * self.steps_per_epoch + self.step_in_epoch)
         bar = tqdm(
             total=self.total_steps,
             initial=self.epoch * self.steps_per_epoch + self.step_in_epoch,
@@ -227,7 +244,8 @@ class Searcher:
                 self._run_epoch(bar)
         finally:
             bar.close()
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return self._finish()
 
     def _run_epoch(self, bar: tqdm) -> None:
@@ -241,7 +259,9 @@ class Searcher:
         for images, labels in batches:
             step = self.epoch * self.steps_per_epoch + self.step_in_epoch
             tau = self._schedule(step)
+            self.steps.before(step)
             self._step(images, labels, step)
+            self.steps.after(step, tau)
             self.step_in_epoch += 1
             bar.update(1)
             now = time.monotonic()
@@ -259,7 +279,7 @@ class Searcher:
                 self.elapsed, counted = self.elapsed + now - counted, now
                 self._save_checkpoint()
                 if self._stop_requested:
-                    raise Interrupted(self.run_dir)
+                    raise Interrupted(self.run_dir, self._signal)
         self._check_finite()
         self._prune()
         now = time.monotonic()
@@ -308,8 +328,13 @@ class Searcher:
         steps, seen = max(1.0, float(s["steps"])), max(1.0, float(s["images"]))
         loss, nll = float(s["loss"]) / steps, float(s["nll"]) / seen
         kl = float(p.kl().detach()) / self.kl_n
-        batches = first_images(self.val_data.eval_batches(256), self.config.eval_size)
-        val = evaluate_architecture(p.net, p.mode(), batches, autocast=self.cuda)
+        gates = p.net.gate_statistics(p.guide.gate_logits)
+        if has_mode(p.guide.gate_logits):
+            batches = first_images(self.val_data.eval_batches(256), self.config.eval_size)
+            val = evaluate_architecture(p.net, p.mode(), batches, autocast=self.cuda)
+        else:  # tied logits (a gate warm-up): the argmax would be the first op, chosen by nobody
+            val = {"accuracy": None, "nll": None, "images": None}
+            gates["mode"] = None
         return {
             "epoch": self.epoch + 1,
             "step": (self.epoch + 1) * self.steps_per_epoch,
@@ -326,18 +351,21 @@ class Searcher:
             "q_learns": self.learns_q
             and (self.epoch + 1) * self.steps_per_epoch > self.warmup_steps,
             "tau": p.guide.temperature,
-            "gates": p.net.gate_statistics(p.guide.gate_logits),
+            "gates": gates,
             "images_per_s": images / max(seconds, 1e-9),
             "seconds": seconds,
-        }
+        } | ({} if gates["mode"] else {"mode": NO_MODE})
 
     def _finish(self) -> Path:
         """Score the posterior mode on the whole validation split and write posterior.pt."""
         p = self.program
-        mode = p.mode()
-        val = evaluate_architecture(
-            p.net, mode, self.val_data.eval_batches(256), autocast=self.cuda
-        )
+        mode, gates = p.mode(), p.net.gate_statistics(p.guide.gate_logits)
+        if has_mode(p.guide.gate_logits):
+            val = evaluate_architecture(
+                p.net, mode, self.val_data.eval_batches(256), autocast=self.cuda
+            )
+        else:  # q is flat on some edge or gate (a uniform run): it has no mode to score
+            val, gates["mode"] = {"accuracy": None, "nll": None}, None
         payload = {
             "format": rundir.FORMAT_VERSION,
             "kind": "posterior",
@@ -357,16 +385,41 @@ class Searcher:
             },
             "net": p.net.state_dict(),
             "gate_logits": p.guide.gate_logits.detach().cpu(),
-            "mode": p.net.describe(mode),
+            "mode": None if gates["mode"] is None else p.net.describe(mode),
             "mode_val_acc": val["accuracy"],
             "mode_val_nll": val["nll"],
-            "gates": p.net.gate_statistics(p.guide.gate_logits),
+            "gates": gates,
             "seconds": self.elapsed,
             "versions": rundir.versions(self.device),
         }
         path = self.run_dir / rundir.POSTERIOR
         rundir.save_torch(path, payload)
         return path
+
+
+NO_MODE = "no mode yet: q's gate logits are tied, so no architecture was scored"
+
+
+def has_mode(gate_logits: torch.Tensor) -> bool:
+    """Whether q has a unique mode: no edge with tied top op logits (cell spaces), no keep
+    gate at exactly 1/2 (channel gates). A gate warm-up or a uniform run has none."""
+    logits = gate_logits.detach()
+    if logits.dim() >= 2 and logits.shape[-1] > 1:
+        top = logits.topk(2, dim=-1).values
+        return bool((top[..., 0] > top[..., 1]).all())
+    return bool((logits != 0).all())
+
+
+def restore_threads(threads: int | None) -> None:
+    """Use the intra-op thread count a run was checkpointed with: CPU reductions split by it,
+    so another count makes a resume differ from the uninterrupted run in the last bits."""
+    if threads is None or threads == torch.get_num_threads():
+        return
+    rundir.note(
+        f"using {threads} torch thread(s) as the run did before (not {torch.get_num_threads()}), "
+        "so that the resume is exact"
+    )
+    torch.set_num_threads(threads)
 
 
 def _resumed(run_dir: Path, progress: bool, device: str | None) -> Searcher:
@@ -395,9 +448,18 @@ def run_search(
     announce: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Start (or resume) a search in ``run_dir``; returns a summary of its posterior."""
+    if resume and force:
+        raise UserError(
+            "--force and --resume contradict each other: --resume continues a run, "
+            "--force starts it over; pass one"
+        )
     if resume and not (run_dir / rundir.CONFIG).is_file():
         raise UserError(f"{run_dir} is not a bayesnas run (no {rundir.CONFIG}); nothing to resume")
     if not resume:
+        # record the data root a search reads (also when found, not given), so that a resume
+        # and `sample` read the same files
+        root = resolve_data_root(config.dataset, config.data_root)
+        config = config.with_updates(data_root=str(root.resolve()))
         searcher = Searcher(config, run_dir, progress)  # loads the data before any file is written
         rundir.create(run_dir)
     with rundir.locked(run_dir):
@@ -415,7 +477,15 @@ def run_search(
             )
         if announce is not None:
             announce(run_dir)
-        payload = rundir.load_torch(searcher.run(), "posterior")
+        try:
+            payload = rundir.load_torch(searcher.run(), "posterior")
+        except rundir.DiskFull as exc:
+            raise rundir.disk_full(
+                exc.path,
+                exc.needed,
+                then=f"free some space, then resume with `bayesnas search --resume {run_dir}` "
+                "(the last checkpoint is intact)",
+            ) from None
     summary = {k: payload[k] for k in ("mode", "mode_val_acc", "seconds", "dataset")}
     sampler = payload["config"].get("sampler", "posterior")
     return summary | {"path": run_dir / rundir.POSTERIOR, "sampler": sampler}

@@ -92,15 +92,21 @@ def test_resolve_data_root_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     given, env, cache = tmp_path / "given", tmp_path / "env", bayesnas.datasets.cache_dir()
     assert cache == tmp_path / "xdg-cache" / "bayesnas"
     assert resolve_data_root("mnist", None) == cache
-    assert resolve_data_root("mnist", given) == given
     monkeypatch.setenv("BAYESNAS_DATA", str(env))
     assert resolve_data_root("mnist", None) == env
     write_mnist(cache, layout="flat")
-    assert resolve_data_root("mnist", given) == cache
+    assert resolve_data_root("mnist", None) == cache
     write_mnist(env, layout="named")
-    assert resolve_data_root("mnist", given) == env
+    assert resolve_data_root("mnist", None) == env
+    # a given root is used as it is, never replaced by another that holds the data ...
+    given.mkdir()
+    assert resolve_data_root("mnist", given) == given
     write_mnist(given)
     assert resolve_data_root("mnist", given) == given
+    # ... and one that does not exist is an error, not a fallback, and is not created
+    with pytest.raises(UserError, match="--data-root .*missing does not exist"):
+        resolve_data_root("mnist", tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
 
 
 def test_cache_dir_falls_back_to_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,9 +120,9 @@ def test_debian_root_is_a_candidate_for_fashion_mnist_only(
     debian = tmp_path / "debian"
     monkeypatch.setattr(bayesnas.datasets, "_DEBIAN_ROOT", debian)
     write_mnist(debian, name="fashion-mnist", layout="named")
-    assert resolve_data_root("fashion-mnist", tmp_path / "given") == debian
+    assert resolve_data_root("fashion-mnist", None) == debian
     write_mnist(debian, name="mnist", layout="named")
-    assert resolve_data_root("mnist", tmp_path / "given") == tmp_path / "given"
+    assert resolve_data_root("mnist", None) == bayesnas.datasets.cache_dir()
 
 
 @pytest.mark.parametrize(

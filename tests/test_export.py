@@ -1,4 +1,8 @@
-"""Exported candidates: lossless round trip, ONNX and TorchScript parity, clear load errors."""
+"""Exported candidates: lossless round trip, ONNX and TorchScript parity, clear load errors.
+
+Exported models take images as users have them (uint8, or float in [0, 1]) and normalise them
+inside, so these tests feed such images and compare with the bare sub-network on normalised ones.
+"""
 
 import json
 import shutil
@@ -11,6 +15,7 @@ import torch
 from test_subnets import one_thread, resnet_arch, supernet  # noqa: F401  (fixture)
 
 import bayesnas
+from bayesnas.data import normalize
 from bayesnas.errors import UserError
 from bayesnas.export import export_candidate, export_deployable, load_exported
 from bayesnas.subnets import build_subnet
@@ -22,6 +27,17 @@ CIFAR = {
     "mean": [0.4914, 0.4822, 0.4465],
     "std": [0.2470, 0.2435, 0.2616],
 }
+MEAN, STD = (
+    torch.tensor(CIFAR["mean"]).view(1, 3, 1, 1),
+    torch.tensor(CIFAR["std"]).view(1, 3, 1, 1),
+)
+
+
+def user_images(batch: int, size: int = 32) -> torch.Tensor:
+    """Images as a user has them: floats in [0, 1]."""
+    return torch.rand(batch, 3, size, size)
+
+
 NB201 = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 
 
@@ -41,13 +57,16 @@ def exported(request, tmp_path_factory):
 
 def test_round_trip_gives_identical_logits(exported):
     folder, subnet, _ = exported
-    images = torch.randn(4, 3, 32, 32)
+    raw = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     with torch.no_grad():
-        expected = subnet(images)
+        expected = subnet(normalize(raw, CIFAR["mean"], CIFAR["std"]))  # as the search feeds it
         for path in (folder, folder / "architecture.json", str(folder)):
             loaded = load_exported(path)
             assert not loaded.training
-            assert torch.equal(loaded(images), expected)
+            assert torch.equal(loaded(raw), expected)  # uint8: bit-identical to the search
+            assert torch.equal(loaded.net(normalize(raw, CIFAR["mean"], CIFAR["std"])), expected)
+            floats = loaded(raw.float() / 255)  # float in [0, 1]: the same up to rounding
+            assert (floats - expected).abs().max() < 1e-4
     assert bayesnas.load_exported is load_exported
 
 
@@ -59,6 +78,7 @@ def test_export_files(exported):
     assert info["format"] == 1 and info["architecture"] == description
     assert info["dataset"] == {**CIFAR, "image_size": 32}  # completed from the data set's facts
     assert info["bayesnas_version"] == bayesnas.__version__
+    assert "uint8" in info["input"] and "[0, 1]" in info["input"]
     assert info["parameters"] == sum(p.numel() for p in subnet.parameters())
     assert json.loads((folder / "metrics.json").read_text()) == {"val_acc": 0.5}
     if info["space"] == "nb201":
@@ -73,10 +93,15 @@ def test_onnx_matches_pytorch_with_any_batch(exported):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape[1:] == [3, 32, 32]
     for batch in (1, 5):
-        images = torch.randn(batch, 3, 32, 32)
+        images = user_images(batch)
         (logits,) = session.run(None, {"images": images.numpy()})
         with torch.no_grad():
-            assert np.abs(logits - subnet(images).numpy()).max() < 1e-4
+            expected = subnet((images - MEAN) / STD).numpy()
+        assert np.abs(logits - expected).max() < 1e-4
+    meta = session.get_modelmeta().custom_metadata_map  # the preprocessing travels with the file
+    assert meta["input_range"] == "[0, 1]" and meta["input_dtype"] == "float32"
+    assert "inside" in meta["normalisation"] and json.loads(meta["mean"]) == CIFAR["mean"]
+    assert json.loads(meta["std"]) == CIFAR["std"] and meta["dataset"] == "cifar10"
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
@@ -86,9 +111,11 @@ def test_torchscript_matches_pytorch_with_any_batch(exported):
     assert path == folder / "model.pt"
     scripted = torch.jit.load(str(path))
     for batch in (1, 5):
-        images = torch.randn(batch, 3, 32, 32)
+        raw = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8)
         with torch.no_grad():
-            assert (scripted(images) - subnet(images)).abs().max() < 1e-4
+            expected = subnet(normalize(raw, CIFAR["mean"], CIFAR["std"]))
+            assert (scripted(raw) - expected).abs().max() < 1e-4  # uint8 ...
+            assert (scripted(raw.float() / 255) - expected).abs().max() < 1e-4  # ... or [0, 1]
 
 
 def test_image_size_and_output_can_be_chosen(exported, tmp_path):

@@ -68,7 +68,7 @@ def _search_and_sample(run_dir: Path, space: str) -> None:
                 top_k=0,
                 sampler=sampler,
                 seed=seed,
-                drop_rate=0.3,
+                drop_rate=0.3 if sampler == "fixed-dropout" else None,
                 device="cpu",
                 progress=False,
             )
