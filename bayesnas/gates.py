@@ -62,13 +62,25 @@ class CategoricalGate(TorchDistribution):
     support = constraints.simplex
     has_rsample = True
 
-    def __init__(self, logits: torch.Tensor, temperature: float = 1.0, hard: bool = False):
+    def __init__(
+        self,
+        logits: torch.Tensor,
+        temperature: float = 1.0,
+        hard: bool = False,
+        shared: bool = False,
+    ):
         self.logits = logits - logits.logsumexp(-1, keepdim=True)
-        self.temperature, self.hard = temperature, hard
+        self.temperature, self.hard, self.shared = temperature, hard, shared
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=False)
 
     def rsample(self, sample_shape: torch.Size = _SCALAR) -> torch.Tensor:
+        """A relaxed one-hot draw per example; exact with ``hard``; with ``hard`` and ``shared``
+        one exact draw for the whole leading (example) dimension: one path per batch, whose
+        rows each still follow q, so the batch's loss stays unbiased for Eq. 15."""
         logits = self.logits.expand(self._extended_shape(sample_shape))
+        if self.hard and self.shared:
+            index = torch.distributions.Categorical(logits=logits[:1]).sample()
+            return F.one_hot(index, logits.shape[-1]).to(logits.dtype).expand(logits.shape)
         if self.hard:
             index = torch.distributions.Categorical(logits=logits).sample()
             return F.one_hot(index, logits.shape[-1]).to(logits.dtype)
@@ -80,7 +92,7 @@ class CategoricalGate(TorchDistribution):
 
     def expand(self, batch_shape: torch.Size, _instance=None) -> CategoricalGate:
         shape = torch.Size(batch_shape) + self.event_shape
-        return CategoricalGate(self.logits.expand(shape), self.temperature, self.hard)
+        return CategoricalGate(self.logits.expand(shape), self.temperature, self.hard, self.shared)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         index = value.argmax(-1, keepdim=True)
@@ -127,13 +139,14 @@ class GateLayout:
         return logits[index]
 
     def distribution(
-        self, logits: torch.Tensor, batch: int, temperature: float, hard: bool
+        self, logits: torch.Tensor, batch: int, temperature: float, hard: bool, shared: bool = False
     ) -> TorchDistribution:
-        """The gate distribution for ``batch`` independent draws, as one vectorised site."""
+        """The gate distribution for ``batch`` draws, as one vectorised site: independent, or
+        (categorical, exact, ``shared``) one path for the whole batch."""
         logits = self.expand_logits(logits).expand(batch, *self.shape)
         if self.kind == "bernoulli":
             return BernoulliGate(logits, temperature, hard).to_event(1)
-        return CategoricalGate(logits, temperature, hard).to_event(1)
+        return CategoricalGate(logits, temperature, hard, shared).to_event(1)
 
     def prior(self, batch: int, device: torch.device, dtype: torch.dtype) -> TorchDistribution:
         """The architecture prior: Bernoulli(1/2) keep gates, or uniform over ops (METHOD.md)."""

@@ -67,10 +67,12 @@ def test_warmup_trains_weights_on_exact_draws_with_q_frozen(
     before = searcher.program.guide.gate_logits.detach().clone()
     images, labels = next(searcher.train_data.train_batches(8, 0, 0))
     assert searcher.warmup_steps == 8  # half of 4 epochs x 4 steps
-    for step in range(2):
+    for step in range(6):
         searcher._schedule(step)
         searcher._step(images, labels, step)
-    assert all(set(g.unique().tolist()) <= {0.0, 1.0} for g in seen)  # one op per edge and example
+    assert all(set(g.unique().tolist()) <= {0.0, 1.0} for g in seen)  # one op per edge
+    assert all(torch.equal(g, g[:1].expand_as(g)) for g in seen)  # one path for the batch
+    assert not torch.equal(seen[0], seen[1]) or not torch.equal(seen[0], seen[-1])
     assert torch.equal(searcher.program.guide.gate_logits.detach(), before)
     assert searcher.optimizer.param_groups[1]["lr"] == 0.0
 
@@ -95,6 +97,7 @@ def test_the_uniform_sampler_never_relaxes(tmp_path: Path, isolated_data_env: Pa
     for step in (0, searcher.warmup_steps, searcher.total_steps - 1):
         searcher._schedule(step)
         assert not searcher.program.guide.relaxed
+        assert not searcher.program.guide.shared_exact  # its draws stay one per example
 
 
 def test_pruned_ops_get_probability_zero_and_stay_uncomputed(

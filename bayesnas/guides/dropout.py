@@ -38,6 +38,7 @@ class VariationalDropoutGuide(PyroModule):
         self.num_data = int(num_data)
         self.temperature = float(temperature)
         self.relaxed = True
+        self.shared_exact = False  # exact draws: one path for the whole batch (weight warm-up)
         self.gate_logits = nn.Parameter(init_logits.clone())
 
     def forward(
@@ -55,14 +56,19 @@ class VariationalDropoutGuide(PyroModule):
     def posterior(self, batch: int = 1) -> pyro.distributions.TorchDistribution:
         """q(gates) for ``batch`` independent draws (relaxed or exact as currently set)."""
         return self.layout.distribution(
-            self.gate_logits, batch, self.temperature, hard=not self.relaxed
+            self.gate_logits,
+            batch,
+            self.temperature,
+            hard=not self.relaxed,
+            shared=self.shared_exact and not self.relaxed,
         )
 
     @contextmanager
     def exact(self) -> Iterator[None]:
         """Draw exact (unrelaxed) gates inside this block, e.g. for ``Predictive``."""
-        previous, self.relaxed = self.relaxed, False
+        previous = self.relaxed, self.shared_exact
+        self.relaxed, self.shared_exact = False, False
         try:
             yield
         finally:
-            self.relaxed = previous
+            self.relaxed, self.shared_exact = previous
