@@ -231,8 +231,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def _capped_sizes(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The preset's split sizes, cut to what the chosen data set's split can hold."""
-    from bayesnas.data import split_sizes
-    from bayesnas.datasets import DATASETS, dataset_info
+    from bayesnas.data import DATASETS, dataset_info, split_sizes
 
     dataset = overrides.get("dataset") or preset.get("dataset") or SearchConfig.dataset
     if dataset not in DATASETS:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from bayesnas import __version__, rundir
-from bayesnas.datasets import DATASETS, dataset_info
+from bayesnas.data import DATASETS, dataset_info
 from bayesnas.errors import UserError
 from bayesnas.spaces.base import SuperNet
 from bayesnas.subnets import build_subnet, subnet_from_spec, subnet_spec

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bayesnas.evaluate import evaluate_architecture
+from bayesnas.selection.evaluate import evaluate_architecture
 from bayesnas.spaces import SuperNet
 
 

@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from bayesnas import rundir
 from bayesnas.config import check_seed
+from bayesnas.data import first_images, search_data
+from bayesnas.device import resolve_device
 from bayesnas.errors import UserError
-from bayesnas.evaluate import first_images
 from bayesnas.posterior import SAMPLERS, Posterior, draw_architectures, find_run, load_posterior
 from bayesnas.rank import Candidate, batchnorm_for, best_of_k, distinct, evaluate_candidates
-from bayesnas.search import resolve_device, search_data
 
 SAMPLES = rundir.SAMPLES
 DEFAULT_TOP_K = 5  # exported by default, or n when fewer are drawn

@@ -22,63 +22,14 @@ from tqdm import tqdm
 
 from bayesnas import rundir
 from bayesnas.config import SearchConfig
-from bayesnas.data import build_search_data, resolve_data_root
+from bayesnas.data import first_images, resolve_data_root, search_data
+from bayesnas.device import resolve_device, rng_state, set_rng_state
 from bayesnas.errors import Interrupted, UserError
-from bayesnas.evaluate import evaluate_architecture, first_images
 from bayesnas.program import Program, build_program
+from bayesnas.selection.evaluate import evaluate_architecture
 from bayesnas.steplog import StepLog
 
 PRUNED_LOGIT = -1e4  # softmax gives such an op exactly 0 in float32 and bf16
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; asking for CUDA without it is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but torch sees no CUDA GPU; use --device cpu")
-    return device
-
-
-def rng_state() -> dict[str, Any]:
-    """All random states a step consumes (torch CPU and CUDA, Python, NumPy), as plain data:
-    NumPy's key array becomes a tensor, so that checkpoint.pt loads with ``weights_only``."""
-    state = {"pyro": dict(pyro.util.get_rng_state())}
-    kind, key, *rest = state["pyro"]["numpy"]
-    state["pyro"]["numpy"] = (kind, torch.from_numpy(key.astype("int64")), *rest)
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    saved = dict(state["pyro"])
-    kind, key, *rest = saved["numpy"]
-    if isinstance(key, torch.Tensor):
-        saved["numpy"] = (kind, key.numpy().astype("uint32"), *rest)
-    pyro.util.set_rng_state(saved)
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def search_data(config: SearchConfig, device: torch.device):
-    """The (search-train, validation, info) split a configuration searches on."""
-    return build_search_data(
-        config.dataset,
-        config.data_root,
-        device=device,
-        val_fraction=config.val_fraction,
-        split_seed=config.seed,
-        train_size=config.train_size,
-        val_size=config.val_size,
-        augmentation=config.augmentation,
-        workers=config.workers,
-        image_size=config.image_size,
-    )
 
 
 def _without_device(config: dict[str, Any]) -> dict[str, Any]:

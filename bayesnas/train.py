@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from bayesnas import rundir
 from bayesnas.data import TensorData, dataset_info, load_arrays, resolve_data_root
+from bayesnas.device import resolve_device, rng_state, set_rng_state
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.export import read_export, write_trained
-from bayesnas.search import resolve_device, rng_state, set_rng_state
 from bayesnas.subnets import subnet_from_spec
 from bayesnas.train_config import TrainConfig
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from bayesnas.data import build_search_data
-from bayesnas.evaluate import evaluate_architecture
+from bayesnas.selection.evaluate import evaluate_architecture
 from bayesnas.spaces import create_space
 
 ALL_CONV = "+".join("|" + "|".join(f"nor_conv_3x3~{i}" for i in range(n)) + "|" for n in (1, 2, 3))

@@ -13,9 +13,10 @@ import torch
 
 import bayesnas
 from bayesnas.config import SearchConfig, build_config
+from bayesnas.data import search_data
 from bayesnas.program import build_program
 from bayesnas.sample import SampleConfig, sample
-from bayesnas.search import run_search, search_data
+from bayesnas.search import run_search
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -14,7 +14,7 @@ import torch
 import torchvision.datasets.utils
 from fakedata import IMAGENET_CLASSES, write_cifar, write_idx, write_imagenet, write_mnist
 
-import bayesnas.datasets
+import bayesnas.data.sources
 from bayesnas.data import (
     DATASETS,
     DatasetInfo,
@@ -89,7 +89,7 @@ def test_dataset_info_knows_every_name_and_rejects_others() -> None:
 
 
 def test_resolve_data_root_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    given, env, cache = tmp_path / "given", tmp_path / "env", bayesnas.datasets.cache_dir()
+    given, env, cache = tmp_path / "given", tmp_path / "env", bayesnas.data.sources.cache_dir()
     assert cache == tmp_path / "xdg-cache" / "bayesnas"
     assert resolve_data_root("mnist", None) == cache
     monkeypatch.setenv("BAYESNAS_DATA", str(env))
@@ -111,18 +111,18 @@ def test_resolve_data_root_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_cache_dir_falls_back_to_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert bayesnas.datasets.cache_dir() == tmp_path / "home" / ".cache" / "bayesnas"
+    assert bayesnas.data.sources.cache_dir() == tmp_path / "home" / ".cache" / "bayesnas"
 
 
 def test_debian_root_is_a_candidate_for_fashion_mnist_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     debian = tmp_path / "debian"
-    monkeypatch.setattr(bayesnas.datasets, "_DEBIAN_ROOT", debian)
+    monkeypatch.setattr(bayesnas.data.sources, "_DEBIAN_ROOT", debian)
     write_mnist(debian, name="fashion-mnist", layout="named")
     assert resolve_data_root("fashion-mnist", None) == debian
     write_mnist(debian, name="mnist", layout="named")
-    assert resolve_data_root("mnist", None) == bayesnas.datasets.cache_dir()
+    assert resolve_data_root("mnist", None) == bayesnas.data.sources.cache_dir()
 
 
 @pytest.mark.parametrize(
@@ -198,7 +198,7 @@ def test_read_only_root_extracts_into_cache(
             raise PermissionError(errno.EACCES, "Permission denied", str(root))
         return mkdtemp(prefix=prefix, dir=dir)
 
-    monkeypatch.setattr(bayesnas.datasets.tempfile, "mkdtemp", refuse_root)
+    monkeypatch.setattr(bayesnas.data.sources.tempfile, "mkdtemp", refuse_root)
     for _ in range(2):
         assert np.array_equal(load_arrays("cifar100", root, train=True)[0].numpy(), images)
     assert calls == [root, isolated_data_env, root]

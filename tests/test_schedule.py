@@ -10,8 +10,7 @@ import torch
 from fakedata import write_cifar
 
 from bayesnas.config import PRESETS, SearchConfig, build_config
-from bayesnas.data import search_split
-from bayesnas.datasets import DATASETS, dataset_info
+from bayesnas.data import DATASETS, dataset_info, search_split
 from bayesnas.search import PRUNED_LOGIT, Searcher
 from bayesnas.spaces.nb201 import CONV3, NO_ROWS, ONLY, mixture_plan
 

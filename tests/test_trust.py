@@ -33,11 +33,13 @@ from bayesnas import plots, rundir
 from bayesnas.cli import main
 from bayesnas.cli import sample as sample_command
 from bayesnas.config import SearchConfig
+from bayesnas.data import search_data
+from bayesnas.device import set_rng_state
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.export import export_deployable, load_exported
 from bayesnas.report import load_run, plot_run, summary_text
 from bayesnas.sample import SampleConfig, sample
-from bayesnas.search import Searcher, run_search, search_data, set_rng_state
+from bayesnas.search import Searcher, run_search
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 300

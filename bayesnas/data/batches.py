@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,34 +16,17 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import default_loader
 
-from bayesnas.datasets import (
-    DATASETS,
+from bayesnas.data.sources import (
     DatasetInfo,
     dataset_info,
     imagenet_folder,
-    imagenet_folders,
     load_arrays,
     resolve_data_root,
 )
 from bayesnas.errors import UserError
 
-__all__ = [
-    "DATASETS",
-    "DEFAULT_AUGMENTATION",
-    "Data",
-    "DatasetInfo",
-    "FolderData",
-    "TensorData",
-    "augment",
-    "build_search_data",
-    "dataset_info",
-    "imagenet_folder",
-    "imagenet_folders",
-    "load_arrays",
-    "normalize",
-    "resolve_data_root",
-    "search_split",
-]
+if TYPE_CHECKING:
+    from bayesnas.config import SearchConfig
 
 DEFAULT_AUGMENTATION: dict[str, dict[str, int | bool]] = {
     "cifar10": {"pad": 4, "flip": True, "cutout": 16},
@@ -359,3 +343,33 @@ def _scan(folder: Path) -> ImageFolder:
         raise UserError(
             f"no images in class folders under {folder} ({err}); check the tree"
         ) from err
+
+
+def first_images(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]], limit: int | None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches cut to their first ``limit`` images in all (None: every image)."""
+    remaining = limit
+    for images, labels in batches:
+        if remaining is not None:
+            if remaining <= 0:
+                return
+            images, labels = images[:remaining], labels[:remaining]
+            remaining -= len(labels)
+        yield images, labels
+
+
+def search_data(config: SearchConfig, device: torch.device):
+    """The (search-train, validation, info) split a configuration searches on."""
+    return build_search_data(
+        config.dataset,
+        config.data_root,
+        device=device,
+        val_fraction=config.val_fraction,
+        split_seed=config.seed,
+        train_size=config.train_size,
+        val_size=config.val_size,
+        augmentation=config.augmentation,
+        workers=config.workers,
+        image_size=config.image_size,
+    )

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 
 from bayesnas.spaces import SuperNet
-
-
-def first_images(
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]], limit: int | None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The batches cut to their first ``limit`` images in all (None: every image)."""
-    remaining = limit
-    for images, labels in batches:
-        if remaining is not None:
-            if remaining <= 0:
-                return
-            images, labels = images[:remaining], labels[:remaining]
-            remaining -= len(labels)
-        yield images, labels
 
 
 @torch.no_grad()

@@ -1,0 +1,1 @@
+"""Selection: draw architectures from the posterior, score them on held-out data, keep the best."""
