@@ -306,8 +306,8 @@ _document_defaults(search)
 )
 def sample(**opts) -> None:
     """Draw (architecture, weights) pairs from the posterior, rank them, export the best."""
-    from bayesnas.sample import SampleConfig
-    from bayesnas.sample import sample as run_sample
+    from bayesnas.selection.sample import SampleConfig
+    from bayesnas.selection.sample import sample as run_sample
 
     run_dir, rows = run_sample(SampleConfig(**opts))
     click.echo(_table(rows))
@@ -350,7 +350,7 @@ def _table(rows: list[dict]) -> str:
 def export(run: Path | None, rank: int, fmt: str, out: Path | None) -> None:
     """Write a deployable ONNX or TorchScript file of an exported candidate."""
     from bayesnas.export import export_deployable
-    from bayesnas.posterior import find_run
+    from bayesnas.rundir import find_run
 
     folder = find_run(run) / "export" / f"rank-{rank}"
     if not folder.is_dir():
@@ -442,8 +442,8 @@ def plot(run: Path | None, out: Path | None, fmt: str) -> None:
 @click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
 def summary(run: Path | None) -> None:
     """Print a run's summary table: data, space, epochs, ELBO, best candidate."""
-    from bayesnas.posterior import find_run
     from bayesnas.report import summary_text
+    from bayesnas.rundir import find_run
 
     click.echo(summary_text(find_run(run)))
 

@@ -24,8 +24,8 @@ from bayesnas import plots, rundir
 from bayesnas.decision import describe as describe_decision
 from bayesnas.decision import when_q_decided
 from bayesnas.errors import UserError
-from bayesnas.posterior import SAMPLERS, find_run
-from bayesnas.sample import SAMPLES
+from bayesnas.rundir import SAMPLES, find_run
+from bayesnas.selection.posterior import SAMPLERS
 
 FORMATS = ("png", "svg", "pdf")
 INDEX = "index.html"

@@ -388,3 +388,24 @@ def truncate_jsonl(path: Path, keep: Any, warn: Any = note) -> None:
 def truncate_metrics(run_dir: Path, epochs_done: int) -> None:
     """Drop metric rows of epochs that a resume will run again."""
     truncate_jsonl(run_dir / METRICS, lambda r: r.get("epoch", 0) <= epochs_done)
+
+
+def find_run(run: Path | None) -> Path:
+    """``run`` itself, or the newest run directory under ./runs."""
+    if run is not None:
+        if not (run / CONFIG).is_file():
+            raise UserError(f"{run} is not a bayesnas run (no {CONFIG})")
+        return run
+    runs = [p for p in Path("runs").glob(f"*/{CONFIG}") if not _is_training_run(p)]
+    runs.sort(key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise UserError("no run found under ./runs: start one with `bayesnas search` or pass --run")
+    return runs[-1].parent
+
+
+def _is_training_run(config_file: Path) -> bool:
+    """Whether ``config_file`` is a `bayesnas train` run's (not a search's) config.json."""
+    try:
+        return json.loads(config_file.read_text()).get("command") == "train"
+    except (OSError, ValueError, AttributeError):
+        return False

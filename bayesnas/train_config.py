@@ -94,7 +94,7 @@ def resolve_config(
 ) -> TrainConfig:
     """What to train, from the command line's options: an export of ``run`` at ``rank`` or the
     cell ``arch``; then the preset, then explicit ``overrides`` (None means unset)."""
-    from bayesnas.posterior import find_run
+    from bayesnas.rundir import find_run
 
     if from_scratch and fine_tune:
         raise UserError("--from-scratch and --fine-tune exclude each other; pass one of them")

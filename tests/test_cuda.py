@@ -15,8 +15,8 @@ import bayesnas
 from bayesnas.config import SearchConfig, build_config
 from bayesnas.data import search_data
 from bayesnas.program import build_program
-from bayesnas.sample import SampleConfig, sample
 from bayesnas.search import run_search
+from bayesnas.selection.sample import SampleConfig, sample
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

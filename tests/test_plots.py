@@ -25,8 +25,8 @@ from bayesnas.report import (
     summary_text,
     write_index,
 )
-from bayesnas.sample import SampleConfig, sample
 from bayesnas.search import run_search
+from bayesnas.selection.sample import SampleConfig, sample
 from bayesnas.spaces import create_space
 from bayesnas.spaces.nb201 import EDGES, OPS, from_string
 

@@ -10,9 +10,9 @@ import torch
 
 from bayesnas.config import build_config
 from bayesnas.errors import UserError
-from bayesnas.posterior import draw_architectures, load_posterior
-from bayesnas.sample import SampleConfig, sample
 from bayesnas.search import run_search
+from bayesnas.selection.posterior import draw_architectures, load_posterior
+from bayesnas.selection.sample import SampleConfig, sample
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 needs_fmnist = pytest.mark.skipif(not FMNIST.is_file(), reason="Debian's Fashion-MNIST absent")

@@ -26,9 +26,9 @@ import bayesnas
 from bayesnas.cli import main
 from bayesnas.config import SearchConfig
 from bayesnas.data import dataset_info, load_arrays, normalize
-from bayesnas.posterior import find_run
-from bayesnas.sample import SampleConfig, sample
+from bayesnas.rundir import find_run
 from bayesnas.search import run_search
+from bayesnas.selection.sample import SampleConfig, sample
 from bayesnas.train import build_model
 from bayesnas.train_config import resolve_config
 

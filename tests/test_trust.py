@@ -38,8 +38,8 @@ from bayesnas.device import set_rng_state
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.export import export_deployable, load_exported
 from bayesnas.report import load_run, plot_run, summary_text
-from bayesnas.sample import SampleConfig, sample
 from bayesnas.search import Searcher, run_search
+from bayesnas.selection.sample import SampleConfig, sample
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 300

@@ -8,7 +8,6 @@ Every draw is a hard architecture; its weights are the trained super-network's, 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,27 +35,6 @@ class Posterior:
     config: SearchConfig
     program: Program
     payload: dict[str, Any]
-
-
-def find_run(run: Path | None) -> Path:
-    """``run`` itself, or the newest run directory under ./runs."""
-    if run is not None:
-        if not (run / rundir.CONFIG).is_file():
-            raise UserError(f"{run} is not a bayesnas run (no {rundir.CONFIG})")
-        return run
-    runs = [p for p in Path("runs").glob(f"*/{rundir.CONFIG}") if not _is_training_run(p)]
-    runs.sort(key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise UserError("no run found under ./runs: start one with `bayesnas search` or pass --run")
-    return runs[-1].parent
-
-
-def _is_training_run(config_file: Path) -> bool:
-    """Whether ``config_file`` is a `bayesnas train` run's (not a search's) config.json."""
-    try:
-        return json.loads(config_file.read_text()).get("command") == "train"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def load_posterior(run_dir: Path, device: torch.device) -> Posterior:

@@ -24,8 +24,14 @@ from bayesnas.config import check_seed
 from bayesnas.data import first_images, search_data
 from bayesnas.device import resolve_device
 from bayesnas.errors import UserError
-from bayesnas.posterior import SAMPLERS, Posterior, draw_architectures, find_run, load_posterior
-from bayesnas.rank import Candidate, batchnorm_for, best_of_k, distinct, evaluate_candidates
+from bayesnas.selection.posterior import SAMPLERS, Posterior, draw_architectures, load_posterior
+from bayesnas.selection.rank import (
+    Candidate,
+    batchnorm_for,
+    best_of_k,
+    distinct,
+    evaluate_candidates,
+)
 
 SAMPLES = rundir.SAMPLES
 DEFAULT_TOP_K = 5  # exported by default, or n when fewer are drawn
@@ -150,7 +156,7 @@ def _export_top(
 def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
     """Run the selection step; returns the run directory and the ranked rows of this call."""
     config = config.validated()
-    run_dir = find_run(config.run)
+    run_dir = rundir.find_run(config.run)
     device = resolve_device(config.device)
     posterior = load_posterior(run_dir, device)
     val_batches, train_batches = _data(posterior, device, config)
