@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bayesnas.decision import describe, when_q_decided
+from bayesnas.report.decision import describe, when_q_decided
 
 SHARED_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar-10-python.tar.gz"
 ALL_CONV3 = (

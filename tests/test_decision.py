@@ -1,6 +1,6 @@
 """When q decided, read from metrics rows."""
 
-from bayesnas.decision import describe, when_q_decided
+from bayesnas.report.decision import describe, when_q_decided
 
 
 def _row(epoch: int, mode: str, top: float, learns: bool) -> dict:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from bayesnas import plots, rundir
+from bayesnas import rundir
 from bayesnas.config import build_config
 from bayesnas.errors import UserError
-from bayesnas.plot_arch import cell_edges, resnet_widths
+from bayesnas.report import figures as plots
 from bayesnas.report import (
     latest_calls,
     load_run,
@@ -25,6 +25,7 @@ from bayesnas.report import (
     summary_text,
     write_index,
 )
+from bayesnas.report.architecture import cell_edges, resnet_widths
 from bayesnas.search import run_search
 from bayesnas.selection.sample import SampleConfig, sample
 from bayesnas.spaces import create_space

@@ -29,7 +29,7 @@ import pytest
 import torch
 from fakedata import write_cifar
 
-from bayesnas import plots, rundir
+from bayesnas import rundir
 from bayesnas.cli import main
 from bayesnas.cli import sample as sample_command
 from bayesnas.config import SearchConfig
@@ -37,6 +37,7 @@ from bayesnas.data import search_data
 from bayesnas.device import set_rng_state
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.export import export_deployable, load_exported
+from bayesnas.report import figures as plots
 from bayesnas.report import load_run, plot_run, summary_text
 from bayesnas.search import Searcher, run_search
 from bayesnas.selection.sample import SampleConfig, sample

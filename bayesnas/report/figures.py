@@ -1,8 +1,8 @@
-"""Figures of a run's posterior diagnostics, and the arrays behind them (testable without pixels).
+"""Figures 1-5 of a run's posterior diagnostics (their arrays come from ``series``).
 
 Every ``*_figure`` function builds a ``matplotlib.figure.Figure`` without pyplot (no global
-state, no display); ``savefig`` renders it with Agg. Data functions take the plain JSON rows of
-metrics.jsonl and samples.jsonl.
+state, no display); ``savefig`` renders it with Agg. The arrays are
+``bayesnas.report.series``'s, re-exported here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,49 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
-from bayesnas.decision import when_q_decided
+from bayesnas.report.decision import when_q_decided
+from bayesnas.report.series import (
+    TOP_K,
+    Row,
+    best_of_k,
+    drop_fractions,
+    entropy_history,
+    is_cell_space,
+    keep_probabilities,
+    op_history,
+    op_matrix,
+    series,
+    top_k,
+    unit_names,
+)
+
+__all__ = [
+    "OP_LABELS",
+    "SAMPLER_COLORS",
+    "SAMPLER_LINES",
+    "SAMPLER_MARKERS",
+    "STAGE_COLORS",
+    "TOP_K",
+    "best_of_k",
+    "cell_posterior_figure",
+    "cost_figure",
+    "drop_fractions",
+    "entropy_figure",
+    "entropy_history",
+    "group_posterior_figure",
+    "is_cell_space",
+    "keep_probabilities",
+    "new_figure",
+    "op_history",
+    "op_matrix",
+    "samples_figure",
+    "series",
+    "stage_color",
+    "top_k",
+    "training_figure",
+    "unit_names",
+]
+
 
 OP_LABELS = {
     "none": "none",
@@ -25,13 +67,14 @@ OP_LABELS = {
     "nor_conv_3x3": "conv 3x3",
     "avg_pool_3x3": "avg pool 3x3",
 }
-SAMPLER_COLORS = {"posterior": "C0", "uniform": "C1", "fixed-dropout": "C2"}
-SAMPLER_LINES = {"posterior": "-", "uniform": "--", "fixed-dropout": ":"}  # overlaps stay visible
-SAMPLER_MARKERS = {"posterior": "o", "uniform": "s", "fixed-dropout": "^"}
-STAGE_COLORS = ("C0", "C1", "C2", "C3")
-TOP_K = 5  # `sample`'s default top-k: assumed for rows written before top_k was recorded
 
-Row = dict[str, Any]
+SAMPLER_COLORS = {"posterior": "C0", "uniform": "C1", "fixed-dropout": "C2"}
+
+SAMPLER_LINES = {"posterior": "-", "uniform": "--", "fixed-dropout": ":"}  # overlaps stay visible
+
+SAMPLER_MARKERS = {"posterior": "o", "uniform": "s", "fixed-dropout": "^"}
+
+STAGE_COLORS = ("C0", "C1", "C2", "C3")
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -48,98 +91,6 @@ def _epoch_axis(ax: Axes) -> None:
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-
-
-# -- data ---------------------------------------------------------------------------------------
-
-
-def series(metrics: list[Row], key: str) -> np.ndarray:
-    """One metric over epochs as floats (NaN where a row lacks it)."""
-    return np.array([float(r[key]) if r.get(key) is not None else math.nan for r in metrics])
-
-
-def is_cell_space(gates: dict[str, Any]) -> bool:
-    """Whether ``gates`` are per-edge op probabilities (nb201), not per-group keep rates."""
-    return "edges" in gates
-
-
-def op_matrix(gates: dict[str, Any]) -> tuple[list[str], list[str], np.ndarray]:
-    """Edge names, op names and q(op | edge) as an ``[edge, op]`` array (rows sum to 1)."""
-    edges = [e["edge"] for e in gates["edges"]]
-    ops = list(gates["edges"][0]["probs"])
-    probs = np.array([[e["probs"][op] for op in ops] for e in gates["edges"]])
-    return edges, ops, probs
-
-
-def op_history(metrics: list[Row]) -> np.ndarray:
-    """q(op | edge) after every epoch, ``[epoch, edge, op]``."""
-    return np.stack([op_matrix(r["gates"])[2] for r in metrics])
-
-
-def unit_names(gates: dict[str, Any]) -> list[str]:
-    """The edges (nb201) or gate groups (resnet) the posterior is factorised over."""
-    units = gates["edges"] if is_cell_space(gates) else gates["groups"]
-    return [u.get("edge") or u.get("group") for u in units]
-
-
-def entropy_history(metrics: list[Row]) -> np.ndarray:
-    """Entropy (nats) of q per edge or group after every epoch, ``[epoch, unit]``."""
-    rows = []
-    for r in metrics:
-        gates = r["gates"]
-        units = gates["edges"] if is_cell_space(gates) else gates["groups"]
-        rows.append([u["entropy"] for u in units])
-    return np.array(rows)
-
-
-def keep_probabilities(gates: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Group names, keep probabilities 1-p and channel counts of a resnet posterior."""
-    groups = gates["groups"]
-    keep = np.array([g["keep"] for g in groups])
-    return [g["group"] for g in groups], keep, np.array([g["channels"] for g in groups])
-
-
-def drop_fractions(gates: dict[str, Any]) -> dict[str, float]:
-    """Fractions of gated channels and of branches dropped, in expectation and under the mode.
-
-    A branch is removed when every gate of either of its convs is off; the mode keeps a group
-    whole when its keep probability exceeds 1/2 (the space's ``mode``).
-    """
-    names, keep, channels = keep_probabilities(gates)
-    kept_mode = keep > 0.5
-    pairs = range(0, len(names), 2)  # conv1 and conv2 of one branch are consecutive groups
-    gone = [
-        1 - (1 - (1 - keep[i]) ** channels[i]) * (1 - (1 - keep[i + 1]) ** channels[i + 1])
-        for i in pairs
-    ]
-    return {
-        "channels_expected": float(((1 - keep) * channels).sum() / channels.sum()),
-        "channels_mode": float((~kept_mode * channels).sum() / channels.sum()),
-        "branches_expected": float(np.mean(gone)),
-        "branches_mode": float(np.mean([not (kept_mode[i] and kept_mode[i + 1]) for i in pairs])),
-    }
-
-
-def best_of_k(rows: list[Row]) -> np.ndarray:
-    """Best validation accuracy among the first k draws of one sample call, k = 1..n.
-
-    A candidate counts from its first draw on, so the rows of samples.jsonl give the curve
-    exactly (it is the curve of best_of_k-<sampler>.json).
-    """
-    n = int(rows[0]["n"])
-    first = np.full(n, -math.inf)
-    for r in rows:
-        first[r["first_draw"]] = max(first[r["first_draw"]], r["val_acc"])
-    return np.maximum.accumulate(first)
-
-
-# -- figures ------------------------------------------------------------------------------------
-
-
-def top_k(rows: list[Row]) -> int:
-    """How many candidates of one sample call were exported (its --top-k)."""
-    k = rows[0].get("top_k")
-    return int(k) if isinstance(k, int) else min(TOP_K, len(rows))
 
 
 def _plain(ax: Axes) -> None:

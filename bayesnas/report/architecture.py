@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch
 from matplotlib.ticker import MaxNLocator
 
-from bayesnas.plots import OP_LABELS, new_figure, stage_color
+from bayesnas.report.figures import OP_LABELS, new_figure, stage_color
+from bayesnas.report.run import Row, RunData
 from bayesnas.spaces.nb201 import EDGES, OPS, from_string
 from bayesnas.spaces.resnet import ResNetSupNet
 
@@ -145,3 +146,36 @@ def widths_figure(widths: list[dict[str, Any]], title: str) -> Figure:
     axes[1].set_xlabel("block (left bar: branch 1, right bar: branch 2; dashed: full width)")
     axes[0].set_title(title)
     return fig
+
+
+def _describe_candidate(best: Row) -> str:
+    return (
+        f"{best['sampler']} sampler, val acc {best['val_acc']:.1%}, {best['params_m']:.3f} M params"
+    )
+
+
+def architecture_figure(run: RunData, best: Row | None) -> tuple[Figure, str] | None:
+    """Figure 6 and its caption: the top-1 candidate, else the posterior mode (None: no data)."""
+    from bayesnas.spaces import create_space
+
+    gates = run.gates
+    if best is None and (gates is None or not run.has_mode):
+        return None  # no candidate, and q has no mode (yet) to draw
+    source = "top-1 candidate" if best else f"posterior mode {run.when}"
+    detail = f"\n({_describe_candidate(best)})" if best else ""
+    if run.config["space"] == "nb201":
+        arch = best["architecture"] if best else gates["mode"]
+        probs = {e["edge"]: e["probs"] for e in gates["edges"]} if gates else None
+        figure = cell_figure(arch, f"NAS-Bench-201 cell of the {source}{detail}", probs)
+        caption = f"{source}: {arch}; q = posterior probability of the op on that edge"
+        return figure, caption
+    net = create_space(run.config["space"], **run.config["space_options"])
+    if best is not None:
+        arch = net.decode(best["encoding"])
+    elif run.posterior is not None:
+        arch = net.mode(run.posterior["gate_logits"])
+    else:
+        arch = net.mode(torch.logit(torch.tensor([g["keep"] for g in gates["groups"]])))
+    text = net.describe(arch)
+    figure = widths_figure(resnet_widths(net, arch), f"Channels kept by the {source}{detail}")
+    return figure, f"{source}: channels kept per block and branch ({text})"

@@ -1,0 +1,164 @@
+"""One run directory loaded once, tolerantly: config, metrics, posterior, samples, steps.
+
+Works on a finished run and on one still running (config.json and metrics.jsonl only): what is
+missing becomes a note, never an exception; only unreadable inputs raise UserError.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bayesnas import rundir
+from bayesnas.errors import UserError
+from bayesnas.rundir import SAMPLES
+from bayesnas.selection.posterior import SAMPLERS
+
+Row = dict[str, Any]
+
+
+@dataclass
+class RunData:
+    """Everything a run directory holds so far; absent parts are None or empty."""
+
+    run_dir: Path
+    config: dict[str, Any]  # the SearchConfig as JSON
+    metrics: list[Row]
+    posterior: dict[str, Any] | None
+    samples: list[Row]
+    notes: list[str]
+    steps: list[Row] = field(default_factory=list)  # steps.jsonl: schedules and loss per step
+
+    @property
+    def epochs_done(self) -> int:
+        return self.config["epochs"] if self.posterior else len(self.metrics)
+
+    @property
+    def has_mode(self) -> bool:
+        """Whether q has a mode: not while its gate logits are tied (a warm-up, a uniform run)."""
+        if self.posterior is not None:
+            from bayesnas.search import has_mode
+
+            return has_mode(self.posterior["gate_logits"])
+        return self.gates is not None and self.gates.get("mode") is not None
+
+    @property
+    def gates(self) -> dict[str, Any] | None:
+        """The latest gate statistics: the posterior's, else the last epoch's."""
+        if self.posterior is not None:
+            return self.posterior["gates"]
+        return self.metrics[-1]["gates"] if self.metrics else None
+
+    @property
+    def when(self) -> str:
+        """When ``gates`` were taken, for titles."""
+        return "at the end" if self.posterior else f"after epoch {self.epochs_done} (running)"
+
+
+def _config(run_dir: Path, posterior: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
+    """The search configuration from config.json, else from posterior.pt."""
+    try:
+        return json.loads((run_dir / rundir.CONFIG).read_text())["config"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        if posterior is None:
+            raise UserError(
+                f"{run_dir} is not a readable bayesnas run ({rundir.CONFIG} missing or corrupt)"
+            ) from None
+        notes.append(f"{rundir.CONFIG} missing or corrupt: configuration taken from posterior.pt")
+        return posterior["config"]
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read whatever ``run_dir`` holds; every problem that is not fatal becomes a note."""
+    notes: list[str] = []
+    metrics = rundir.read_metrics(run_dir, warn=notes.append)
+    posterior = None
+    if (run_dir / rundir.POSTERIOR).is_file():
+        try:
+            posterior = rundir.load_torch(run_dir / rundir.POSTERIOR, "posterior")
+        except rundir.UnsafeFile:
+            raise  # never drawn around: the user must know that this file is not to be trusted
+        except UserError as exc:
+            notes.append(f"{exc}; figures from metrics.jsonl only")
+    config = _config(run_dir, posterior, notes)
+    samples = _valid_samples(rundir.read_jsonl(run_dir / SAMPLES, notes.append), config, notes)
+    steps = rundir.read_jsonl(run_dir / rundir.STEPS, notes.append)
+    run = RunData(run_dir, config, metrics, posterior, samples, notes, steps)
+    if posterior is None:
+        notes.append(
+            f"run not finished: no posterior.pt, figures from metrics so far "
+            f"({run.epochs_done} of {config['epochs']} epochs)"
+        )
+    return run
+
+
+_SAMPLE_FIELDS = {
+    "sampler": str,
+    "rank": int,
+    "n": int,
+    "draws": int,
+    "first_draw": int,
+    "val_acc": (int, float),
+    "val_nll": (int, float),
+    "params_m": (int, float),
+    "mflops": (int, float),
+    "architecture": str,
+}
+
+
+def _sample_defect(row: Any, space: str) -> str | None:
+    """What is wrong with a samples.jsonl row (None: nothing) that the figures would trip on."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    for key, kind in _SAMPLE_FIELDS.items():
+        value = row.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{key} is {value!r}"
+    if not 0 <= row["first_draw"] < row["n"] or row["rank"] < 1:
+        return "first_draw or rank out of range"
+    if space == "nb201":
+        from bayesnas.spaces.nb201 import from_string
+
+        try:
+            from_string(row["architecture"])
+        except ValueError as exc:
+            return f"architecture {row['architecture']!r} is not a NAS-Bench-201 cell ({exc})"
+    elif space == "resnet":
+        try:
+            bytes.fromhex(row.get("encoding"))
+        except (TypeError, ValueError):
+            return f"encoding {row.get('encoding')!r} is not the hex of a gate vector"
+    return None
+
+
+def _valid_samples(rows: list[Any], config: dict[str, Any], notes: list[str]) -> list[Row]:
+    """The rows of samples.jsonl that the figures can use; one note per row skipped."""
+    kept = []
+    for number, row in enumerate(rows, start=1):
+        defect = _sample_defect(row, config.get("space", ""))
+        if defect is None:
+            kept.append(row)
+        else:
+            notes.append(f"skipping row {number} of {SAMPLES}: {defect}")
+    return kept
+
+
+def latest_calls(samples: list[Row]) -> tuple[dict[str, list[Row]], int]:
+    """The rows of the latest ``bayesnas sample`` call of each sampler (a call's rows are ranked
+    from 1), and how many earlier calls that leaves out."""
+    calls: list[list[Row]] = []
+    for row in samples:
+        if row.get("rank") == 1 or not calls:
+            calls.append([])
+        calls[-1].append(row)
+    latest = {call[0]["sampler"]: call for call in calls}
+    order = sorted(latest, key=lambda s: SAMPLERS.index(s) if s in SAMPLERS else len(SAMPLERS))
+    return {s: latest[s] for s in order}, len(calls) - len(latest)
+
+
+def top_candidate(calls: dict[str, list[Row]]) -> Row | None:
+    """The best candidate of all samplers' latest calls (validation accuracy, then NLL)."""
+    rows = [r for call in calls.values() for r in call]
+    return min(rows, key=lambda r: (-r["val_acc"], r["val_nll"])) if rows else None
