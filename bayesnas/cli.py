@@ -28,9 +28,35 @@ _NON_NEGATIVE_INT = click.IntRange(min=0)
 _SEED = click.IntRange(0, 2**32 - 1)  # NumPy's seeds are 32-bit
 
 
+def _space_names() -> list[str]:
+    from bayesnas.spaces import list_spaces
+
+    return list_spaces()
+
+
+def _space_option_table() -> dict[str, Any]:
+    """Option name -> its SpaceOption, over every registered space (a name shared is one flag)."""
+    from bayesnas.spaces import get_space, list_spaces
+
+    table: dict[str, Any] = {}
+    for space in list_spaces():
+        for option in get_space(space).options:
+            table.setdefault(option.name, option)
+    return table
+
+
+def _space_flags(command: Any) -> Any:
+    """One ``--NAME`` flag per space option, in the registry's order (the spaces own them)."""
+    for option in reversed(list(_space_option_table().values())):
+        kind = _POSITIVE_INT if option.minimum == 1 else int  # a higher bound is config's check
+        flag = f"--{option.name.replace('_', '-')}"
+        command = click.option(flag, option.name, type=kind, help=option.help)(command)
+    return command
+
+
 @cli.command()
 @click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist | imagenet.")
-@click.option("--space", help="Search space: nb201 | resnet.")
+@click.option("--space", help=f"Search space: {' | '.join(_space_names())}.")
 @click.option(
     "--preset",
     type=click.Choice(["quick", "cpu", "bench", "paper"]),
@@ -53,10 +79,7 @@ _SEED = click.IntRange(0, 2**32 - 1)  # NumPy's seeds are 32-bit
     type=float,
     help="Fraction of steps that train the weights on exact draws from a frozen q.",
 )
-@click.option("--channels", type=_POSITIVE_INT, help="nb201: channels C of the first stage.")
-@click.option("--cells", type=_POSITIVE_INT, help="nb201: cells N per stage.")
-@click.option("--width", type=int, help="resnet: base width, at least 2 (96: the paper's 26.2 M).")
-@click.option("--blocks", type=_POSITIVE_INT, help="resnet: blocks per stage (paper: 4).")
+@_space_flags
 @click.option("--tau", type=float, help="Concrete temperature when q starts to learn.")
 @click.option(
     "--tau-final", type=float, help="Concrete temperature at the end (linear after the warm-up)."
@@ -123,7 +146,7 @@ _SEED = click.IntRange(0, 2**32 - 1)  # NumPy's seeds are 32-bit
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 def search(**opts) -> None:
     """Estimate the posterior over (architecture, weights) of a super-network by SVI."""
-    from bayesnas.config import SPACE_OPTIONS, build_config
+    from bayesnas.config import build_config
     from bayesnas.rundir import default_run_dir
     from bayesnas.search import run_search
 
@@ -133,7 +156,7 @@ def search(**opts) -> None:
             "--force and --resume contradict each other: --resume continues a run, "
             "--force starts it over; pass one"
         )
-    space_options = {k: opts.pop(k) for names in SPACE_OPTIONS.values() for k in names}
+    space_options = {k: opts.pop(k) for k in _space_option_table()}
     preset = opts.pop("preset")
     augmentation = {
         "pad": opts.pop("crop_pad"),
@@ -201,16 +224,16 @@ def _document_defaults(command: click.Command) -> None:
     ``[default: 50; quick: 3, paper: 1800, bench: 50]``, from SearchConfig and PRESETS."""
     import inspect
 
-    from bayesnas.config import PRESETS, SPACE_OPTIONS, SearchConfig
+    from bayesnas.config import PRESETS, SearchConfig
     from bayesnas.data import DEFAULT_AUGMENTATION
-    from bayesnas.spaces import _factories
+    from bayesnas.spaces import all_options, get_space
 
     base = SearchConfig()
-    space_defaults = {
-        name: inspect.signature(_factories[space]).parameters[name].default
-        for space, names in SPACE_OPTIONS.items()
-        for name in names
-    }
+    space_defaults = {}
+    for space, names in all_options().items():
+        for name in names:
+            default = inspect.signature(get_space(space).factory).parameters[name].default
+            space_defaults.setdefault(name, default)
     augment = {"crop_pad": "pad", "flip": "flip", "cutout": "cutout"}
     special = {
         "kl_n": "10x the search-train size",
@@ -451,11 +474,10 @@ def summary(run: Path | None) -> None:
 @cli.command("spaces")
 def spaces_command() -> None:
     """List the registered search spaces."""
-    from bayesnas.spaces import create_space, list_spaces
+    from bayesnas.spaces import get_space, list_spaces
 
-    for name in list_spaces():
-        net = create_space(name)
-        click.echo(f"{name:8s} {_plain_text(type(net).__doc__.splitlines()[0])}")
+    for name in list_spaces():  # from each space's record: no network is built
+        click.echo(f"{name:8s} {_plain_text(get_space(name).summary)}")
 
 
 def _plain_text(rest: str) -> str:

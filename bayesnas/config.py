@@ -9,7 +9,6 @@ from typing import Any
 
 from bayesnas.errors import UserError
 
-SPACE_OPTIONS = {"nb201": ("channels", "cells"), "resnet": ("width", "blocks")}
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
 FLOAT_FIELDS = (
     "lr", "gate_lr", "warmup", "tau", "tau_final", "init_drop", "prior_l2", "val_fraction",
@@ -101,17 +100,17 @@ class SearchConfig:
         if self.sampler not in ("posterior", "uniform"):
             raise UserError(f"--sampler must be posterior or uniform, got {self.sampler!r}")
         from bayesnas.data import DATASETS
-        from bayesnas.spaces import create_space, list_spaces
+        from bayesnas.spaces import get_space
 
-        if self.space not in list_spaces():
-            create_space(self.space)  # raises the UserError that names the known spaces
+        space = get_space(self.space)  # raises the UserError that names the known spaces
         if self.image_size is not None and self.image_size < 8:
             raise UserError(f"--image-size must be at least 8, got {self.image_size}")
         if self.dataset not in DATASETS:
             raise UserError(
                 f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}"
             )
-        allowed = SPACE_OPTIONS.get(self.space, ())
+        allowed = space.option_names
+        minimum = {option.name: option.minimum for option in space.options}
         for name, value in self.space_options.items():
             if name not in allowed:
                 raise UserError(
@@ -119,7 +118,9 @@ class SearchConfig:
                 )
             if value < 1:
                 raise UserError(f"--{name} must be at least 1, got {value}")
-        create_space(self.space, **self.space_options)  # raises UserError for unknown spaces
+        for name, value in self.space_options.items():  # the space's own lower bounds
+            if value < minimum[name]:
+                raise UserError(f"--{name} must be at least {minimum[name]}, got {value}")
         self._check_augmentation()
         return self
 

@@ -26,7 +26,7 @@ from bayesnas import __version__, rundir
 from bayesnas.data import DATASETS, dataset_info
 from bayesnas.errors import UserError
 from bayesnas.spaces.base import SuperNet
-from bayesnas.subnets import build_subnet, subnet_from_spec, subnet_spec
+from bayesnas.spaces.subnet import build_subnet, subnet_from_spec, subnet_spec
 
 FORMAT = 1
 INPUT = (

@@ -31,7 +31,7 @@ from bayesnas.data import TensorData, dataset_info, load_arrays, resolve_data_ro
 from bayesnas.device import resolve_device, rng_state, set_rng_state
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.export import read_export, write_trained
-from bayesnas.subnets import subnet_from_spec
+from bayesnas.spaces.subnet import subnet_from_spec
 from bayesnas.train_config import TrainConfig
 
 RESULT = "result.json"

@@ -41,7 +41,7 @@ class TrainConfig:
     architecture: str  # the NAS-Bench-201 string (or the export's description of its network)
     space: str  # the search space the architecture belongs to
     space_config: dict[str, Any]  # that space's size: channels/cells or width/blocks, classes
-    subnet: dict[str, Any]  # the network's spec for subnets.subnet_from_spec
+    subnet: dict[str, Any]  # the network's spec for spaces.subnet.subnet_from_spec
     dataset: str
     mode: str = "from-scratch"  # from-scratch: fresh weights; fine-tune: the export's weights
     source: dict[str, Any] | None = None  # {"run", "rank", "export"} when taken from a search

@@ -18,7 +18,7 @@ import bayesnas
 from bayesnas.data import normalize
 from bayesnas.errors import UserError
 from bayesnas.export import export_candidate, export_deployable, load_exported
-from bayesnas.subnets import build_subnet
+from bayesnas.spaces.subnet import build_subnet
 
 CIFAR = {
     "name": "cifar10",

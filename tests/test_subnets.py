@@ -8,7 +8,7 @@ from torch import nn
 
 from bayesnas.spaces import create_space
 from bayesnas.spaces.base import SuperNet
-from bayesnas.subnets import build_subnet, subnet_from_spec, subnet_spec
+from bayesnas.spaces.subnet import build_subnet, subnet_from_spec, subnet_spec
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -156,14 +157,16 @@ def _describe_candidate(best: Row) -> str:
 
 def architecture_figure(run: RunData, best: Row | None) -> tuple[Figure, str] | None:
     """Figure 6 and its caption: the top-1 candidate, else the posterior mode (None: no data)."""
-    from bayesnas.spaces import create_space
+    from bayesnas.spaces import create_space, lookup
 
     gates = run.gates
     if best is None and (gates is None or not run.has_mode):
         return None  # no candidate, and q has no mode (yet) to draw
     source = "top-1 candidate" if best else f"posterior mode {run.when}"
     detail = f"\n({_describe_candidate(best)})" if best else ""
-    if run.config["space"] == "nb201":
+    space = lookup(run.config["space"])
+    kind = space.figure if space is not None else None
+    if kind == "cell":
         arch = best["architecture"] if best else gates["mode"]
         probs = {e["edge"]: e["probs"] for e in gates["edges"]} if gates else None
         figure = cell_figure(arch, f"NAS-Bench-201 cell of the {source}{detail}", probs)
@@ -177,5 +180,17 @@ def architecture_figure(run: RunData, best: Row | None) -> tuple[Figure, str] | 
     else:
         arch = net.mode(torch.logit(torch.tensor([g["keep"] for g in gates["groups"]])))
     text = net.describe(arch)
-    figure = widths_figure(resnet_widths(net, arch), f"Channels kept by the {source}{detail}")
-    return figure, f"{source}: channels kept per block and branch ({text})"
+    if kind == "widths":
+        figure = widths_figure(resnet_widths(net, arch), f"Channels kept by the {source}{detail}")
+        return figure, f"{source}: channels kept per block and branch ({text})"
+    return text_figure(text, f"Architecture of the {source}{detail}"), f"{source}: {text}"
+
+
+def text_figure(text: str, title: str) -> Figure:
+    """The architecture in its space's notation, for a space that names no figure of its own."""
+    figure = new_figure(8, 2.5)
+    ax = figure.add_subplot()
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, textwrap.fill(text, 90), ha="center", va="center", family="monospace")
+    return figure

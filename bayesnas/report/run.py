@@ -118,18 +118,11 @@ def _sample_defect(row: Any, space: str) -> str | None:
             return f"{key} is {value!r}"
     if not 0 <= row["first_draw"] < row["n"] or row["rank"] < 1:
         return "first_draw or rank out of range"
-    if space == "nb201":
-        from bayesnas.spaces.nb201 import from_string
+    from bayesnas.spaces import lookup
 
-        try:
-            from_string(row["architecture"])
-        except ValueError as exc:
-            return f"architecture {row['architecture']!r} is not a NAS-Bench-201 cell ({exc})"
-    elif space == "resnet":
-        try:
-            bytes.fromhex(row.get("encoding"))
-        except (TypeError, ValueError):
-            return f"encoding {row.get('encoding')!r} is not the hex of a gate vector"
+    entry = lookup(space)
+    if entry is not None and entry.sample_defect is not None:
+        return entry.sample_defect(row)
     return None
 
 

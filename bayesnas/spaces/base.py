@@ -1,8 +1,10 @@
-"""The interface every hybrid super-network (search space) implements."""
+"""What a search space is: the super-network interface and the record a space registers."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -85,3 +87,48 @@ class SuperNet(nn.Module, ABC):
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+@dataclass(frozen=True)
+class SpaceOption:
+    """One integer option of a space, offered as the CLI flag ``--NAME`` and checked by config.
+
+    ``minimum`` above 1 is checked after the general "at least 1" (the CLI then takes any int).
+    """
+
+    name: str
+    help: str
+    minimum: int = 1
+
+
+@dataclass(frozen=True)
+class Space:
+    """Everything the rest of bayesnas asks of a search space, registered under ``name``.
+
+    - ``factory(**options)`` builds the super-network (options left out keep their defaults);
+      ``network`` is the class it returns (its docstring's first line is the space's summary).
+    - ``options``: the user-facing options (CLI flags, validated without building the network).
+    - ``subnet``: returns the class of the exact standalone sub-network for export; it is built
+      from a JSON spec as ``cls(**config, **cls.kept(net, arch))`` and filled by
+      ``weights_from(net)`` (None: the space cannot be exported).
+    - ``figure``: the architecture figure of the report: "cell" (a NAS-Bench-201-style cell),
+      "widths" (channels kept per block and branch), or None (the architecture as text).
+    - ``sample_defect(row)``: what is wrong with a samples.jsonl row of this space (None: fine).
+    """
+
+    name: str
+    factory: Callable[..., SuperNet]
+    network: type[SuperNet]
+    options: tuple[SpaceOption, ...] = ()
+    subnet: Callable[[], type[nn.Module]] | None = None
+    figure: str | None = None
+    sample_defect: Callable[[dict[str, Any]], str | None] | None = None
+
+    @property
+    def summary(self) -> str:
+        """The first line of the network class's docstring."""
+        return (self.network.__doc__ or self.name).strip().splitlines()[0]
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(option.name for option in self.options)

@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from bayesnas.gates import GateLayout
-from bayesnas.spaces import register_space
-from bayesnas.spaces.base import SuperNet
+from bayesnas.spaces.base import Space, SpaceOption, SuperNet
 from bayesnas.spaces.layers import BoxAverage3x3, ReLUConvBN, ResidualReduction
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -318,9 +317,36 @@ def from_string(text: str) -> tuple[int, ...]:
     return tuple(ops)
 
 
-@register_space("nb201")
 def nb201(
     channels: int = 16, cells: int = 5, num_classes: int = 10, in_channels: int = 3
 ) -> NB201Net:
     """NAS-Bench-201 (C=16, N=5 are the benchmark's networks)."""
     return NB201Net(channels, cells, num_classes, in_channels)
+
+
+def _subnet() -> type[nn.Module]:
+    from bayesnas.spaces.nb201_subnet import NB201SubNet  # a sibling that imports this module
+
+    return NB201SubNet
+
+
+def _sample_defect(row: dict[str, Any]) -> str | None:
+    try:
+        from_string(row["architecture"])
+    except ValueError as exc:
+        return f"architecture {row['architecture']!r} is not a NAS-Bench-201 cell ({exc})"
+    return None
+
+
+SPACE = Space(
+    name="nb201",
+    factory=nb201,
+    network=NB201Net,
+    options=(
+        SpaceOption("channels", "nb201: channels C of the first stage."),
+        SpaceOption("cells", "nb201: cells N per stage."),
+    ),
+    subnet=_subnet,
+    figure="cell",
+    sample_defect=_sample_defect,
+)

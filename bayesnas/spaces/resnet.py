@@ -18,8 +18,7 @@ from torch import nn
 
 from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
-from bayesnas.spaces import register_space
-from bayesnas.spaces.base import SuperNet
+from bayesnas.spaces.base import Space, SpaceOption, SuperNet
 
 Masks = tuple[torch.Tensor | None, torch.Tensor | None]
 
@@ -245,7 +244,6 @@ class ResNetSupNet(SuperNet):
         }
 
 
-@register_space("resnet")
 def resnet(
     width: int = 96,
     blocks: int = 4,
@@ -257,3 +255,31 @@ def resnet(
     if width < 2:  # the shake-shake shortcut splits a stage's channels in two halves
         raise UserError(f"--width must be at least 2, got {width}")
     return ResNetSupNet(width, blocks, num_classes, in_channels, stem_channels)
+
+
+def _subnet() -> type[nn.Module]:
+    from bayesnas.spaces.resnet_subnet import ResNetSubNet  # a sibling that imports this module
+
+    return ResNetSubNet
+
+
+def _sample_defect(row: dict[str, Any]) -> str | None:
+    try:
+        bytes.fromhex(row.get("encoding"))
+    except (TypeError, ValueError):
+        return f"encoding {row.get('encoding')!r} is not the hex of a gate vector"
+    return None
+
+
+SPACE = Space(
+    name="resnet",
+    factory=resnet,
+    network=ResNetSupNet,
+    options=(
+        SpaceOption("width", "resnet: base width, at least 2 (96: the paper's 26.2 M).", minimum=2),
+        SpaceOption("blocks", "resnet: blocks per stage (paper: 4)."),
+    ),
+    subnet=_subnet,
+    figure="widths",
+    sample_defect=_sample_defect,
+)
