@@ -1,10 +1,15 @@
-"""Shared fixtures: an isolated data environment and the real CIFAR-10 where it is available."""
+"""Shared fixtures: one intra-op thread, an isolated data environment, the real CIFAR-10.
+
+Plain helper functions (the CLI as a subprocess, small super-networks) are in helpers.py.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CIFAR10_TARBALL = SHARED_DATA / "cifar-10-python.tar.gz"
@@ -30,3 +35,23 @@ def cifar10_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / CIFAR10_TARBALL.name).symlink_to(CIFAR10_TARBALL)
     load_arrays("cifar10", root, train=False, download=False)
     return root
+
+
+def _single_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """In-process runs on one intra-op thread, as the subprocesses (see ``helpers.cli_env``):
+    tiny convolutions run fastest on one thread, and the test machine's CPU is shared."""
+    yield from _single_thread()
+
+
+@pytest.fixture(scope="module")
+def one_thread_module() -> Iterator[None]:
+    """``one_thread`` for a whole module (``pytestmark = pytest.mark.usefixtures(...)``)."""
+    yield from _single_thread()

@@ -13,30 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 from fakedata import write_cifar
+from helpers import run_cli
 
 from bayesnas.cli import search as search_command
 from bayesnas.config import SearchConfig
 from bayesnas.rundir import FORMAT_VERSION
 
 TIMEOUT = 120  # seconds; a search that hangs (e.g. on a network download) fails, not blocks
-
-
-def run_cli(*args: str | Path, cwd: Path, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    """Run ``python -m bayesnas ARGS`` in ``cwd`` with no data set or cache found by accident."""
-    env = {
-        **os.environ,
-        "BAYESNAS_DATA": str(cwd / "no-data"),
-        "XDG_CACHE_HOME": str(cwd / "no-cache"),
-        "HOME": str(cwd / "home"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bayesnas", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> str:

@@ -12,13 +12,15 @@ import onnxruntime as ort
 import pytest
 import safetensors.torch
 import torch
-from test_subnets import one_thread, resnet_arch, supernet  # noqa: F401  (fixture)
+from helpers import resnet_arch, supernet
 
 import bayesnas
 from bayesnas.data import normalize
 from bayesnas.errors import UserError
 from bayesnas.export import export_candidate, export_deployable, load_exported
 from bayesnas.spaces.subnet import build_subnet
+
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 CIFAR = {
     "name": "cifar10",

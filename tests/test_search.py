@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pyro
 import pytest
 import torch
 from fakedata import write_cifar, write_imagenet
+from helpers import cli_env, run_cli
 
 import bayesnas
 from bayesnas.config import SearchConfig
@@ -39,38 +40,13 @@ NB201_MODE = re.compile(
 )
 
 
-def cli_env(base: Path) -> dict[str, str]:
-    """The environment of a search subprocess: no data set or cache is found by accident.
-
-    One intra-op thread: these tiny networks gain nothing from more, and on a busy machine
-    spinning OpenMP threads make a search many times slower.
-    """
-    return {
-        **os.environ,
-        "BAYESNAS_DATA": str(base / "no-data"),
-        "XDG_CACHE_HOME": str(base / "no-cache"),
-        "OMP_NUM_THREADS": "1",
-    }
-
-
-def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bayesnas", *map(str, args)],
-        cwd=cwd,
-        env=cli_env(cwd),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-
-
 def start_cli(*args: str | Path, cwd: Path, log: Path) -> subprocess.Popen:
     """Start a search in the background; its stdout and stderr go to ``log``.out/.err."""
     with log.with_suffix(".out").open("w") as out, log.with_suffix(".err").open("w") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "bayesnas", *map(str, args)],
             cwd=cwd,
-            env=cli_env(cwd),
+            env={**os.environ, **cli_env(cwd)},
             stdout=out,
             stderr=err,
         )
@@ -263,15 +239,6 @@ def test_diverged_search_stops_before_saving(
         run_search(config, run, progress=False)
     assert not (run / "checkpoint.pt").exists() and not (run / "posterior.pt").exists()
     assert not (run / "metrics.jsonl").exists() or not (run / "metrics.jsonl").read_text()
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """In-process searches on one intra-op thread, as the subprocesses (see ``cli_env``)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_config(dataset: str, data_root: Path, **changes: Any) -> SearchConfig:

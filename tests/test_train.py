@@ -21,6 +21,7 @@ import pytest
 import safetensors.torch
 import torch
 from fakedata import write_cifar
+from helpers import cli_env
 
 import bayesnas
 from bayesnas.cli import main
@@ -48,22 +49,13 @@ def isolated(cwd: Path) -> Iterator[None]:
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(cwd)
-        for name, value in env(cwd).items():
+        for name, value in cli_env(cwd).items():
             mp.setenv(name, value)
         torch.set_num_threads(1)
         try:
             yield
         finally:
             torch.set_num_threads(threads)
-
-
-def env(cwd: Path) -> dict[str, str]:
-    return {
-        "BAYESNAS_DATA": str(cwd / "no-data"),
-        "XDG_CACHE_HOME": str(cwd / "no-cache"),
-        "HOME": str(cwd / "home"),
-        "OMP_NUM_THREADS": "1",
-    }
 
 
 def bayesnas_main(*args: str | Path, cwd: Path) -> tuple[int, str, str]:
@@ -85,7 +77,7 @@ def start_cli(*args: str | Path, cwd: Path, log: Path) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "bayesnas", *map(str, args)],
             cwd=cwd,
-            env={**os.environ, **env(cwd)},
+            env={**os.environ, **cli_env(cwd)},
             stdout=subprocess.DEVNULL,
             stderr=err,
         )

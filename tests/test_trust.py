@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ from bayesnas.selection.sample import SampleConfig, sample
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 300
+pytestmark = pytest.mark.usefixtures("one_thread")  # CI's searches: one intra-op thread
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -115,15 +115,6 @@ def fake_cifar10(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def data_env(fake_cifar10: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Data found through $BAYESNAS_DATA, as for the ``finished`` run."""
     monkeypatch.setenv("BAYESNAS_DATA", str(fake_cifar10))
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread, as CI's searches: tiny nets gain nothing from more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

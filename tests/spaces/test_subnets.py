@@ -4,44 +4,13 @@ import json
 
 import pytest
 import torch
+from helpers import count, resnet_arch, supernet
 from torch import nn
 
-from bayesnas.spaces import create_space
 from bayesnas.spaces.base import SuperNet
 from bayesnas.spaces.subnet import build_subnet, subnet_from_spec, subnet_spec
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run fastest on one thread, and the test machine's CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def supernet(space: str, seed: int = 0, **config) -> SuperNet:
-    """A small super-network with random BN affines and running statistics, in eval mode."""
-    torch.manual_seed(seed)
-    net = create_space(space, **config)
-    for module in net.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            nn.init.uniform_(module.weight, 0.5, 1.5)
-            nn.init.normal_(module.bias, 0.0, 0.3)
-    net.train()
-    with torch.no_grad():
-        for _ in range(3):  # train-mode forwards with per-example gates move the running stats
-            images = torch.randn(4, 3, 8, 8) * 2 + 0.5
-            if net.layout.kind == "categorical":
-                gates = torch.softmax(3 * torch.randn(4, *net.layout.shape), -1)
-            else:
-                gates = (torch.rand(4, *net.layout.shape) < 0.7).float()
-            net(images, gates)
-    return net.eval()
-
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def assert_same_outputs(net: SuperNet, arch: torch.Tensor) -> nn.Module:
@@ -111,15 +80,6 @@ def test_nb201_count_parameters_agrees(name):
     net = supernet("nb201", channels=4, cells=1)
     arch = net.architecture(NB201_ARCHS[name])
     assert count(build_subnet(net, arch)) == net.count_parameters(arch)
-
-
-def resnet_arch(net: SuperNet, keep: float, seed: int) -> torch.Tensor:
-    """Random channel gates; block 1 loses branch 1 (no inputs) and branch 2's middle layer."""
-    torch.manual_seed(seed)
-    arch = (torch.rand(net.layout.shape) < keep).float()
-    arch[net.offsets[0] : net.offsets[1]] = 0
-    arch[net.offsets[3] : net.offsets[4]] = 0
-    return arch
 
 
 @pytest.mark.parametrize("blocks", [1, 2])
