@@ -1,8 +1,10 @@
 """bayesnas: posterior-guided one-shot neural architecture search as a Pyro program.
 
-The flow: data -> super-network (``bayesnas.spaces``) -> Pyro model (``bayesnas.models``) and
-variational-dropout guide (``bayesnas.guides``) -> SVI search (``bayesnas.search``) ->
-posterior.pt in a run directory.
+The flow, one folder or module per stage: data (``bayesnas.data``) -> super-network
+(``bayesnas.spaces``) -> Pyro model (``bayesnas.models``) and variational-dropout guide
+(``bayesnas.guides``), joined in ``bayesnas.program`` -> SVI search (``bayesnas.search``) ->
+posterior.pt -> draws and ranking (``bayesnas.selection``) -> export (``bayesnas.export``) ->
+figures and summary (``bayesnas.report``). docs/architecture.md has the map.
 """
 
 from typing import TYPE_CHECKING, Any

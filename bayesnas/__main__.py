@@ -1,3 +1,5 @@
+"""`python -m bayesnas`: the command line."""
+
 from bayesnas.cli import main
 
 main()
