@@ -1,14 +1,12 @@
-"""Data: the data sets on disk (`sources`) and their split, augmentation and batches (`batches`)."""
+"""Data: the data sets on disk (`sources`), augmentation (`augment`), split and batches."""
 
+from bayesnas.data.augment import DEFAULT_AUGMENTATION, augment, normalize
 from bayesnas.data.batches import (
-    DEFAULT_AUGMENTATION,
     Data,
     FolderData,
     TensorData,
-    augment,
     build_search_data,
     first_images,
-    normalize,
     search_data,
     search_split,
     split_sizes,

@@ -1,4 +1,4 @@
-"""Search data: the train/validation split, on-device augmentation and batch serving."""
+"""Search data: the train/validation split and batch serving (augmented on the device)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import default_loader
 
+from bayesnas.data.augment import (
+    DEFAULT_AUGMENTATION,
+    augment,
+    checked_augmentation,
+    cutout_square,
+    normalize,
+    per_channel,
+)
 from bayesnas.data.sources import (
     DatasetInfo,
     dataset_info,
@@ -27,14 +34,6 @@ from bayesnas.errors import UserError
 
 if TYPE_CHECKING:
     from bayesnas.config import SearchConfig
-
-DEFAULT_AUGMENTATION: dict[str, dict[str, int | bool]] = {
-    "cifar10": {"pad": 4, "flip": True, "cutout": 16},
-    "cifar100": {"pad": 4, "flip": True, "cutout": 16},
-    "fashion-mnist": {"pad": 2, "flip": True, "cutout": 0},
-    "mnist": {"pad": 2, "flip": False, "cutout": 0},
-    "imagenet": {"pad": 0, "flip": True, "cutout": 0},
-}
 
 
 def split_sizes(num_examples: int, val_fraction: float) -> dict[str, int]:
@@ -66,79 +65,6 @@ def search_split(
     train = order[: parts["train_size"]][:train_size]
     val = order[parts["train_size"] :][:val_size]
     return train.sort().values, val.sort().values
-
-
-def _per_channel(values: Sequence[float] | torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Shape per-channel statistics for broadcasting over [B, C, H, W] on `device`."""
-    return torch.as_tensor(values, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-
-
-def normalize(
-    images: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
-) -> torch.Tensor:
-    """Turn uint8 images into float32 standardised per channel, without augmentation (eval)."""
-    shift = _per_channel(mean, images.device) * 255.0
-    scale = _per_channel(std, images.device) * 255.0
-    return (images.float() - shift) / scale
-
-
-def _cutout(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero a `size` x `size` square around a random centre in each image, clipped at borders."""
-    batch, _, height, width = images.shape
-    device = images.device
-    top = torch.randint(0, height, (batch, 1), device=device) - size // 2
-    left = torch.randint(0, width, (batch, 1), device=device) - size // 2
-    ys, xs = torch.arange(height, device=device), torch.arange(width, device=device)
-    rows = (ys >= top) & (ys < top + size)
-    cols = (xs >= left) & (xs < left + size)
-    return images.masked_fill(rows[:, None, :, None] & cols[:, None, None, :], 0.0)
-
-
-def augment(
-    images: torch.Tensor,
-    *,
-    pad: int,
-    flip: bool,
-    cutout: int,
-    mean: Sequence[float] | torch.Tensor,
-    std: Sequence[float] | torch.Tensor,
-) -> torch.Tensor:
-    """Randomly crop, flip and cut out a uint8 batch on its own device, then normalise it."""
-    batch, channels, height, width = images.shape
-    device = images.device
-    rows = torch.arange(height, device=device).expand(batch, height)
-    cols = torch.arange(width, device=device).expand(batch, width)
-    if pad:
-        images = F.pad(images, (pad, pad, pad, pad))
-        rows = rows + torch.randint(0, 2 * pad + 1, (batch, 1), device=device)
-        cols = cols + torch.randint(0, 2 * pad + 1, (batch, 1), device=device)
-    if flip:
-        cols = torch.where(torch.rand(batch, 1, device=device) < 0.5, cols.flip(1), cols)
-    if pad or flip:
-        images = images[
-            torch.arange(batch, device=device).view(batch, 1, 1, 1),
-            torch.arange(channels, device=device).view(1, channels, 1, 1),
-            rows.view(batch, 1, height, 1),
-            cols.view(batch, 1, 1, width),
-        ]
-    out = normalize(images, mean, std)
-    return _cutout(out, cutout) if cutout else out
-
-
-def _augmentation(settings: Mapping[str, int | bool] | None) -> dict[str, int | bool] | None:
-    """Validate augmentation settings (keys pad, flip, cutout; missing ones are off)."""
-    if settings is None:
-        return None
-    unknown = set(settings) - {"pad", "flip", "cutout"}
-    if unknown:
-        raise UserError(f"unknown augmentation keys {sorted(unknown)}; use pad, flip and cutout")
-    checked = {"pad": 0, "flip": False, "cutout": 0, **settings}
-    for key in ("pad", "cutout"):
-        if isinstance(checked[key], bool) or not isinstance(checked[key], int) or checked[key] < 0:
-            raise UserError(f"augmentation {key} must be a whole number >= 0, not {checked[key]!r}")
-    if not isinstance(checked["flip"], bool):
-        raise UserError(f"augmentation flip must be true or false, not {checked['flip']!r}")
-    return checked
 
 
 def _epoch_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
@@ -204,9 +130,9 @@ class TensorData(_Batches):
         self.device = torch.device(device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
-        self.augmentation = _augmentation(augmentation)
-        self._mean = _per_channel(info.mean, self.device)
-        self._std = _per_channel(info.std, self.device)
+        self.augmentation = checked_augmentation(augmentation)
+        self._mean = per_channel(info.mean, self.device)
+        self._std = per_channel(info.std, self.device)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -253,13 +179,13 @@ class FolderData(_Batches):
     ) -> None:
         self.info = info
         self.device = torch.device(device)
-        self.augmentation = _augmentation(augmentation)
+        self.augmentation = checked_augmentation(augmentation)
         if self.augmentation is not None and self.augmentation["pad"]:
             raise UserError("augmentation pad does not apply to image folders; set pad to 0")
         self.workers = min(8, os.cpu_count() or 1) if workers is None else workers
         self._samples = [folder.samples[i] for i in indices.tolist()]
-        self._mean = _per_channel(info.mean, self.device)
-        self._std = _per_channel(info.std, self.device)
+        self._mean = per_channel(info.mean, self.device)
+        self._std = per_channel(info.std, self.device)
         size = info.image_size
         crop = [transforms.RandomResizedCrop(size)]
         if self.augmentation is not None and self.augmentation["flip"]:
@@ -286,7 +212,7 @@ class FolderData(_Batches):
         for images, labels in loader:
             images = normalize(images.to(self.device, non_blocking=True), self._mean, self._std)
             if settings is not None and settings["cutout"]:
-                images = _cutout(images, int(settings["cutout"]))
+                images = cutout_square(images, int(settings["cutout"]))
             yield images, labels.to(self.device, non_blocking=True)
 
 
