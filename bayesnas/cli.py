@@ -7,13 +7,21 @@ resumes it.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
+from bayesnas.cli_help import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    SEED,
+    document_defaults,
+    plain_text,
+    space_flags,
+    space_names,
+    space_option_table,
+)
 from bayesnas.errors import Interrupted, UserError
 
 
@@ -23,40 +31,9 @@ def cli() -> None:
     """Posterior-guided one-shot neural architecture search (PGNAS) as a Pyro program."""
 
 
-_POSITIVE_INT = click.IntRange(min=1)
-_NON_NEGATIVE_INT = click.IntRange(min=0)
-_SEED = click.IntRange(0, 2**32 - 1)  # NumPy's seeds are 32-bit
-
-
-def _space_names() -> list[str]:
-    from bayesnas.spaces import list_spaces
-
-    return list_spaces()
-
-
-def _space_option_table() -> dict[str, Any]:
-    """Option name -> its SpaceOption, over every registered space (a name shared is one flag)."""
-    from bayesnas.spaces import get_space, list_spaces
-
-    table: dict[str, Any] = {}
-    for space in list_spaces():
-        for option in get_space(space).options:
-            table.setdefault(option.name, option)
-    return table
-
-
-def _space_flags(command: Any) -> Any:
-    """One ``--NAME`` flag per space option, in the registry's order (the spaces own them)."""
-    for option in reversed(list(_space_option_table().values())):
-        kind = _POSITIVE_INT if option.minimum == 1 else int  # a higher bound is config's check
-        flag = f"--{option.name.replace('_', '-')}"
-        command = click.option(flag, option.name, type=kind, help=option.help)(command)
-    return command
-
-
 @cli.command()
 @click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist | imagenet.")
-@click.option("--space", help=f"Search space: {' | '.join(_space_names())}.")
+@click.option("--space", help=f"Search space: {' | '.join(space_names())}.")
 @click.option(
     "--preset",
     type=click.Choice(["quick", "cpu", "bench", "paper"]),
@@ -70,8 +47,8 @@ def _space_flags(command: Any) -> Any:
     type=click.Choice(["posterior", "uniform"]),
     help="posterior: learn q(architecture) by SVI; uniform: keep q uniform (baseline).",
 )
-@click.option("--epochs", type=_POSITIVE_INT, help="Passes over the search-train split.")
-@click.option("--batch-size", type=_POSITIVE_INT, help="Images per SVI step.")
+@click.option("--epochs", type=POSITIVE_INT, help="Passes over the search-train split.")
+@click.option("--batch-size", type=POSITIVE_INT, help="Images per SVI step.")
 @click.option("--lr", type=float, help="Initial learning rate of the weights (cosine to 0).")
 @click.option("--gate-lr", type=float, help="Initial learning rate of the gate logits.")
 @click.option(
@@ -79,7 +56,7 @@ def _space_flags(command: Any) -> Any:
     type=float,
     help="Fraction of steps that train the weights on exact draws from a frozen q.",
 )
-@_space_flags
+@space_flags
 @click.option("--tau", type=float, help="Concrete temperature when q starts to learn.")
 @click.option(
     "--tau-final", type=float, help="Concrete temperature at the end (linear after the warm-up)."
@@ -104,8 +81,8 @@ def _space_flags(command: Any) -> Any:
     type=float,
     help="Precision l^2 of the Gaussian weight prior (the paper's l2).",
 )
-@click.option("--kl-n", type=_POSITIVE_INT, help="N of Eq. 15 (the KL's scale).")
-@click.option("--seed", type=_SEED, help="Seed of initialisation, data order and gate noise.")
+@click.option("--kl-n", type=POSITIVE_INT, help="N of Eq. 15 (the KL's scale).")
+@click.option("--seed", type=SEED, help="Seed of initialisation, data order and gate noise.")
 @click.option("--device", help="auto | cpu | cuda | cuda:N.")
 @click.option(
     "--data-root",
@@ -113,17 +90,17 @@ def _space_flags(command: Any) -> Any:
     help="The folder that holds the data set; it must exist, and is the only one read.",
 )
 @click.option("--val-fraction", type=float, help="Held-out share of the training set.")
-@click.option("--train-size", type=_POSITIVE_INT, help="Use at most this many search-train images.")
-@click.option("--val-size", type=_POSITIVE_INT, help="Use at most this many validation images.")
-@click.option("--eval-size", type=_POSITIVE_INT, help="Validation images scored after each epoch.")
+@click.option("--train-size", type=POSITIVE_INT, help="Use at most this many search-train images.")
+@click.option("--val-size", type=POSITIVE_INT, help="Use at most this many validation images.")
+@click.option("--eval-size", type=POSITIVE_INT, help="Validation images scored after each epoch.")
 @click.option(
-    "--crop-pad", type=_NON_NEGATIVE_INT, help="Random-crop padding in pixels, at most the image."
+    "--crop-pad", type=NON_NEGATIVE_INT, help="Random-crop padding in pixels, at most the image."
 )
 @click.option("--flip/--no-flip", default=None, help="Random horizontal flips.")
 @click.option(
-    "--cutout", type=_NON_NEGATIVE_INT, help="Cutout square side, 0 = off, at most the image."
+    "--cutout", type=NON_NEGATIVE_INT, help="Cutout square side, 0 = off, at most the image."
 )
-@click.option("--workers", type=_NON_NEGATIVE_INT, help="Data-loading workers (ImageNet).")
+@click.option("--workers", type=NON_NEGATIVE_INT, help="Data-loading workers (ImageNet).")
 @click.option("--image-size", type=click.IntRange(min=8), help="ImageNet training crop in pixels.")
 @click.option(
     "--checkpoint-minutes",
@@ -156,7 +133,7 @@ def search(**opts) -> None:
             "--force and --resume contradict each other: --resume continues a run, "
             "--force starts it over; pass one"
         )
-    space_options = {k: opts.pop(k) for k in _space_option_table()}
+    space_options = {k: opts.pop(k) for k in space_option_table()}
     preset = opts.pop("preset")
     augmentation = {
         "pad": opts.pop("crop_pad"),
@@ -213,66 +190,7 @@ def _announce(run_dir: Path) -> None:
     click.echo(f"run directory: {run_dir}", err=True)
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return "all" if value is None else str(value)
-
-
-def _document_defaults(command: click.Command) -> None:
-    """Append to each option's help its default and the value each --preset sets, as
-    ``[default: 50; quick: 3, paper: 1800, bench: 50]``, from SearchConfig and PRESETS."""
-    import inspect
-
-    from bayesnas.config import PRESETS, SearchConfig
-    from bayesnas.data import DEFAULT_AUGMENTATION
-    from bayesnas.spaces import all_options, get_space
-
-    base = SearchConfig()
-    space_defaults = {}
-    for space, names in all_options().items():
-        for name in names:
-            default = inspect.signature(get_space(space).factory).parameters[name].default
-            space_defaults.setdefault(name, default)
-    augment = {"crop_pad": "pad", "flip": "flip", "cutout": "cutout"}
-    special = {
-        "kl_n": "10x the search-train size",
-        "data_root": "the first of $BAYESNAS_DATA, ~/.cache/bayesnas, Debian's path "
-        "that holds the data set",
-        "workers": "min(8, CPUs)",
-        "image_size": "224",
-        "device": "auto (cuda if present)",
-    }
-    for param in command.params:
-        name = param.name
-        if not isinstance(param, click.Option) or name in ("preset", "out", "resume", "force"):
-            continue
-        if name in special:
-            default = special[name]
-        elif name in space_defaults:
-            default = _show(space_defaults[name])
-        elif name in augment:
-            default = "the data set's: " + ", ".join(
-                f"{data} {_show(values[augment[name]])}"
-                for data, values in DEFAULT_AUGMENTATION.items()
-            )
-        elif hasattr(base, name):
-            default = _show(getattr(base, name))
-        else:
-            continue
-        presets = []
-        for preset, values in PRESETS.items():
-            if name in values:
-                presets.append(f"{preset}: {_show(values[name])}")
-            elif name in space_defaults and name in values.get("space_options", {}):
-                presets.append(f"{preset}: {_show(values['space_options'][name])}")
-            elif name in augment and augment[name] in (values.get("augmentation") or {}):
-                presets.append(f"{preset}: {_show(values['augmentation'][augment[name]])}")
-        text = f"default: {default}" + (f"; {', '.join(presets)}" if presets else "")
-        param.help = f"{param.help or ''}  [{text}]".strip()
-
-
-_document_defaults(search)
+document_defaults(search)
 
 
 @cli.command()
@@ -315,7 +233,7 @@ _document_defaults(search)
 @click.option("--val-size", type=int, help="Score on the first this-many validation images.")
 @click.option(
     "--seed",
-    type=_SEED,
+    type=SEED,
     default=0,
     show_default=True,
     help="Seed of the draws: the same seed draws the same architectures.",
@@ -477,13 +395,7 @@ def spaces_command() -> None:
     from bayesnas.spaces import get_space, list_spaces
 
     for name in list_spaces():  # from each space's record: no network is built
-        click.echo(f"{name:8s} {_plain_text(get_space(name).summary)}")
-
-
-def _plain_text(rest: str) -> str:
-    """A reST line as plain text: ``code`` and :role:`text` lose their markup."""
-    rest = re.sub(r":[\w:]+:`([^`]*)`", r"\1", rest)
-    return rest.replace("``", "").replace("`", "")
+        click.echo(f"{name:8s} {plain_text(get_space(name).summary)}")
 
 
 @cli.command("presets")

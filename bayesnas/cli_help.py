@@ -1,0 +1,103 @@
+"""What the CLI's help shows and takes from elsewhere: defaults, preset values, space flags."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import click
+
+POSITIVE_INT = click.IntRange(min=1)
+NON_NEGATIVE_INT = click.IntRange(min=0)
+SEED = click.IntRange(0, 2**32 - 1)  # NumPy's seeds are 32-bit
+
+
+def space_names() -> list[str]:
+    from bayesnas.spaces import list_spaces
+
+    return list_spaces()
+
+
+def space_option_table() -> dict[str, Any]:
+    """Option name -> its SpaceOption, over every registered space (a name shared is one flag)."""
+    from bayesnas.spaces import get_space, list_spaces
+
+    table: dict[str, Any] = {}
+    for space in list_spaces():
+        for option in get_space(space).options:
+            table.setdefault(option.name, option)
+    return table
+
+
+def space_flags(command: Any) -> Any:
+    """One ``--NAME`` flag per space option, in the registry's order (the spaces own them)."""
+    for option in reversed(list(space_option_table().values())):
+        kind = POSITIVE_INT if option.minimum == 1 else int  # a higher bound is config's check
+        flag = f"--{option.name.replace('_', '-')}"
+        command = click.option(flag, option.name, type=kind, help=option.help)(command)
+    return command
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "all" if value is None else str(value)
+
+
+def document_defaults(command: click.Command) -> None:
+    """Append to each option's help its default and the value each --preset sets, as
+    ``[default: 50; quick: 3, paper: 1800, bench: 50]``, from SearchConfig and PRESETS."""
+    import inspect
+
+    from bayesnas.config import PRESETS, SearchConfig
+    from bayesnas.data import DEFAULT_AUGMENTATION
+    from bayesnas.spaces import all_options, get_space
+
+    base = SearchConfig()
+    space_defaults = {}
+    for space, names in all_options().items():
+        for name in names:
+            default = inspect.signature(get_space(space).factory).parameters[name].default
+            space_defaults.setdefault(name, default)
+    augment = {"crop_pad": "pad", "flip": "flip", "cutout": "cutout"}
+    special = {
+        "kl_n": "10x the search-train size",
+        "data_root": "the first of $BAYESNAS_DATA, ~/.cache/bayesnas, Debian's path "
+        "that holds the data set",
+        "workers": "min(8, CPUs)",
+        "image_size": "224",
+        "device": "auto (cuda if present)",
+    }
+    for param in command.params:
+        name = param.name
+        if not isinstance(param, click.Option) or name in ("preset", "out", "resume", "force"):
+            continue
+        if name in special:
+            default = special[name]
+        elif name in space_defaults:
+            default = _show(space_defaults[name])
+        elif name in augment:
+            default = "the data set's: " + ", ".join(
+                f"{data} {_show(values[augment[name]])}"
+                for data, values in DEFAULT_AUGMENTATION.items()
+            )
+        elif hasattr(base, name):
+            default = _show(getattr(base, name))
+        else:
+            continue
+        presets = []
+        for preset, values in PRESETS.items():
+            if name in values:
+                presets.append(f"{preset}: {_show(values[name])}")
+            elif name in space_defaults and name in values.get("space_options", {}):
+                presets.append(f"{preset}: {_show(values['space_options'][name])}")
+            elif name in augment and augment[name] in (values.get("augmentation") or {}):
+                presets.append(f"{preset}: {_show(values['augmentation'][augment[name]])}")
+        text = f"default: {default}" + (f"; {', '.join(presets)}" if presets else "")
+        param.help = f"{param.help or ''}  [{text}]".strip()
+
+
+def plain_text(rest: str) -> str:
+    """A reST line as plain text: ``code`` and :role:`text` lose their markup."""
+    rest = re.sub(r":[\w:]+:`([^`]*)`", r"\1", rest)
+    return rest.replace("``", "").replace("`", "")
