@@ -80,9 +80,11 @@ def _figures(run: RunData, calls: dict[str, list[Row]]) -> list[tuple[str, str, 
     return made
 
 
-def _render(run_dir: Path, fmt: str) -> tuple[list[tuple[str, str, str, bytes]], list[str]]:
+def _render(
+    run_dir: Path, fmt: str
+) -> tuple[list[tuple[str, str, str, bytes]], list[str], RunData]:
     """Every figure the run's data allow, rendered in memory: (file name, title, caption,
-    bytes); and notes on what is missing."""
+    bytes); notes on what is missing; and the run as loaded."""
     if fmt not in FORMATS:
         raise UserError(f"unknown figure format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     run = load_run(Path(run_dir))
@@ -112,7 +114,7 @@ def _render(run_dir: Path, fmt: str) -> tuple[list[tuple[str, str, str, bytes]],
         buffer = io.BytesIO()
         figure.savefig(buffer, format=fmt)
         rendered.append((f"{stem}.{fmt}", title, caption, buffer.getvalue()))
-    return rendered, notes
+    return rendered, notes, run
 
 
 def _install(out_dir: Path, files: dict[str, bytes]) -> None:
@@ -148,7 +150,7 @@ def _install(out_dir: Path, files: dict[str, bytes]) -> None:
 def make_figures(run_dir: Path, out_dir: Path, fmt: str = "png") -> tuple[list[Figure], list[str]]:
     """Write every figure the run's data allow as ``out_dir/NN-name.fmt`` (all or none: a full
     disk leaves no partial figure); returns them and notes on what is missing."""
-    rendered, notes = _render(run_dir, fmt)
+    rendered, notes, _ = _render(run_dir, fmt)
     out_dir = Path(out_dir)
     _install(out_dir, {name: data for name, _, _, data in rendered})
     return [Figure(out_dir / name, title, caption) for name, title, caption, _ in rendered], notes
@@ -178,12 +180,18 @@ def write_index(run_dir: Path, out_dir: Path, figures: list[Figure], notes: list
     return path
 
 
-def index_page(run_dir: Path, out_dir: Path, figures: list[Figure], notes: list[str]) -> str:
+def index_page(
+    run_dir: Path,
+    out_dir: Path,
+    figures: list[Figure],
+    notes: list[str],
+    run: RunData | None = None,
+) -> str:
     """The index.html text: the summary table, the notes and ``figures``."""
     esc = html.escape
     table = "".join(
         f"<tr><th>{esc(label)}</th><td>{esc(value)}</td></tr>"
-        for label, value in summary_rows(summary(run_dir))
+        for label, value in summary_rows(summary(run_dir, run))
     )
     items = "".join(f"<li>{esc(n)}</li>" for n in notes) or "<li>none</li>"
     parts = []
@@ -207,8 +215,8 @@ def plot_run(run: Path | None, out: Path | None, fmt: str) -> tuple[Path, list[s
     (default RUN/plots); returns the index path and the notes."""
     run_dir = find_run(run)
     out_dir = Path(out if out is not None else run_dir / "plots")
-    rendered, notes = _render(run_dir, fmt)
+    rendered, notes, loaded = _render(run_dir, fmt)  # the run is read once per `plot`
     figures = [Figure(out_dir / name, title, caption) for name, title, caption, _ in rendered]
-    page = index_page(run_dir, out_dir, figures, notes)
+    page = index_page(run_dir, out_dir, figures, notes, loaded)
     _install(out_dir, {name: data for name, _, _, data in rendered} | {INDEX: page.encode()})
     return out_dir / INDEX, notes

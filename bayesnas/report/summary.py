@@ -8,12 +8,12 @@ from typing import Any
 from bayesnas import rundir
 from bayesnas.report.decision import describe as describe_decision
 from bayesnas.report.decision import when_q_decided
-from bayesnas.report.run import latest_calls, load_run, top_candidate
+from bayesnas.report.run import RunData, latest_calls, load_run, top_candidate
 
 
-def summary(run_dir: Path) -> dict[str, Any]:
+def summary(run_dir: Path, run: RunData | None = None) -> dict[str, Any]:
     """The run's key facts as plain data (for `bayesnas summary` and index.html)."""
-    run = load_run(Path(run_dir))
+    run = run if run is not None else load_run(Path(run_dir))  # `plot` has loaded it already
     calls, _ = latest_calls(run.samples)
     best = top_candidate(calls)
     last = run.metrics[-1] if run.metrics else {}
