@@ -11,8 +11,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch
 from matplotlib.ticker import MaxNLocator
 
-from bayesnas.report.figures import OP_LABELS, new_figure, stage_color
 from bayesnas.report.run import Row, RunData
+from bayesnas.report.style import OP_LABELS, new_figure, stage_color
 from bayesnas.spaces.nb201 import EDGES, OPS, from_string
 from bayesnas.spaces.resnet import ResNetSupNet
 

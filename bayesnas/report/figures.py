@@ -1,8 +1,8 @@
-"""Figures 1-5 of a run's posterior diagnostics (their arrays come from ``series``).
+"""Figures 1-3 of a run's posterior diagnostics; figures 4-5 re-exported from ``candidates``.
 
 Every ``*_figure`` function builds a ``matplotlib.figure.Figure`` without pyplot (no global
 state, no display); ``savefig`` renders it with Agg. The arrays are
-``bayesnas.report.series``'s, re-exported here.
+``bayesnas.report.series``'s, re-exported here with the shared ``style``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
+from bayesnas.report.candidates import (
+    SAMPLER_COLORS,
+    SAMPLER_LINES,
+    SAMPLER_MARKERS,
+    cost_figure,
+    samples_figure,
+)
 from bayesnas.report.decision import when_q_decided
 from bayesnas.report.series import (
     TOP_K,
@@ -31,6 +38,7 @@ from bayesnas.report.series import (
     top_k,
     unit_names,
 )
+from bayesnas.report.style import OP_LABELS, STAGE_COLORS, new_figure, stage_color
 
 __all__ = [
     "OP_LABELS",
@@ -58,33 +66,6 @@ __all__ = [
     "training_figure",
     "unit_names",
 ]
-
-
-OP_LABELS = {
-    "none": "none",
-    "skip_connect": "skip",
-    "nor_conv_1x1": "conv 1x1",
-    "nor_conv_3x3": "conv 3x3",
-    "avg_pool_3x3": "avg pool 3x3",
-}
-
-SAMPLER_COLORS = {"posterior": "C0", "uniform": "C1", "fixed-dropout": "C2"}
-
-SAMPLER_LINES = {"posterior": "-", "uniform": "--", "fixed-dropout": ":"}  # overlaps stay visible
-
-SAMPLER_MARKERS = {"posterior": "o", "uniform": "s", "fixed-dropout": "^"}
-
-STAGE_COLORS = ("C0", "C1", "C2", "C3")
-
-
-def new_figure(width: float, height: float) -> Figure:
-    """A constrained-layout figure, so labels never overlap."""
-    return Figure(figsize=(width, height), layout="constrained", dpi=110)
-
-
-def stage_color(name: str) -> str:
-    """One colour per stage of a resnet group or block name such as ``s2.b1.br1.conv1``."""
-    return STAGE_COLORS[(int(name.split(".")[0][1:]) - 1) % len(STAGE_COLORS)]
 
 
 def _epoch_axis(ax: Axes) -> None:
@@ -283,93 +264,4 @@ def entropy_figure(metrics: list[Row]) -> Figure:
     ax.set_ylim(0, 1.1 * maximum)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)
     _epoch_axis(ax)
-    return fig
-
-
-def _sampler_label(sampler: str, rows: list[Row]) -> str:
-    best = max(r["val_acc"] for r in rows)
-    return f"{sampler} ({len(rows)} distinct of {rows[0]['n']}, best {best:.1%})"
-
-
-def samples_figure(calls: dict[str, list[Row]]) -> Figure:
-    """Figure 4: validation accuracy of the sampled candidates, and best-of-k per sampler."""
-    fig = new_figure(13, 4.6)
-    hist_ax, curve_ax = fig.subplots(1, 2)
-    accs = np.concatenate([[r["val_acc"] for r in rows] for rows in calls.values()])
-    bins = np.linspace(100 * accs.min(), 100 * accs.max() + 1e-9, 16)
-    for sampler, rows in calls.items():
-        color = SAMPLER_COLORS.get(sampler)
-        values = [100 * r["val_acc"] for r in rows]
-        draws = [r["draws"] for r in rows]  # a network drawn 95 times counts 95 times
-        label = _sampler_label(sampler, rows)
-        hist_ax.hist(
-            values, bins=bins, weights=draws, histtype="stepfilled", alpha=0.35, color=color
-        )
-        style = {"color": color, "ls": SAMPLER_LINES.get(sampler, "-"), "lw": 2}
-        hist_ax.hist(values, bins=bins, weights=draws, histtype="step", label=label, **style)
-        curve = best_of_k(rows)
-        k = np.arange(1, len(curve) + 1)
-        curve_ax.step(k, 100 * curve, where="post", label=sampler, **style)
-    hist_ax.set_xlabel("validation accuracy (%)")
-    hist_ax.set_ylabel("draws (each candidate weighted by its draws)")
-    hist_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    hist_ax.set_title("Sampled candidates, weighted by draws")
-    hist_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=9)
-    curve_ax.set_xlabel("k (architectures drawn)")
-    curve_ax.set_ylabel("best validation accuracy of the first k (%)")
-    curve_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    curve_ax.set_title("Best of k draws (the paper's Table 6)")
-    curve_ax.legend(fontsize=9, loc="lower right")
-    curve_ax.grid(alpha=0.3)
-    return fig
-
-
-def cost_figure(calls: dict[str, list[Row]]) -> Figure:
-    """Figure 5: validation accuracy against parameters and FLOPs; top-k filled, top-1 star."""
-    fig = new_figure(13, 4.8)
-    axes = fig.subplots(1, 2, sharey=True)
-    best = max((r for rows in calls.values() for r in rows), key=lambda r: r["val_acc"])
-    for ax, key, label in zip(
-        axes, ("params_m", "mflops"), ("parameters (M)", "FLOPs per image (M)"), strict=True
-    ):
-        for sampler, rows in calls.items():
-            color = SAMPLER_COLORS.get(sampler)
-            k = top_k(rows)
-            top = [r for r in rows if r["rank"] <= k]
-            rest = [r for r in rows if r["rank"] > k]
-            marker = SAMPLER_MARKERS.get(sampler, "D")
-            ax.scatter(
-                [r[key] for r in rest],
-                [100 * r["val_acc"] for r in rest],
-                s=30,
-                marker=marker,
-                facecolors="none",
-                edgecolors=color,
-                label=sampler,
-            )
-            ax.scatter(
-                [r[key] for r in top],
-                [100 * r["val_acc"] for r in top],
-                s=45,
-                marker=marker,
-                color=color,
-                edgecolors="black",
-                linewidths=1.2,
-                label=f"{sampler}: top {k} (exported)" if k else "_nolegend_",
-            )
-        ax.scatter(
-            best[key],
-            100 * best["val_acc"],
-            s=260,
-            marker="*",
-            color="gold",
-            ec="black",
-            zorder=3,
-            label=f"top-1 ({best['sampler']})",
-        )
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3)
-        ax.set_title(f"Validation accuracy vs {label.split(' (')[0]}")
-    axes[0].set_ylabel("validation accuracy (%)")
-    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig
