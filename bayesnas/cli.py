@@ -62,6 +62,12 @@ def cli() -> None:
     "--tau-final", type=float, help="Concrete temperature at the end (linear after the warm-up)."
 )
 @click.option(
+    "--warmup-draws",
+    type=click.Choice(["example", "batch"]),
+    help="Exact draws in the warm-up: one architecture per example, or one per batch "
+    "(single-path, several times cheaper on a GPU).",
+)
+@click.option(
     "--aux-skip",
     type=float,
     help="nb201: weight of an auxiliary skip on every edge when q starts to learn, decayed "

@@ -37,6 +37,7 @@ class SearchConfig:
     tau: float = 1.0  # Concrete temperature at the start ...
     tau_final: float = 1.0  # ... annealed linearly after the warm-up to this by the last step
     prune_below: float = 0.0  # after the warm-up, an op with q below this at an epoch end is cut
+    warmup_draws: str = "example"  # exact draws in the warm-up: one per example, or per batch
     aux_skip: float = 0.0  # nb201: DARTS-'s auxiliary skip, this weight at q's start, linear to 0
     init_drop: float = 0.1  # initial drop probability p of every Bernoulli group (paper)
     prior_l2: float = 50.0  # l^2, the precision of the Gaussian weight prior (paper's "l2")
@@ -85,6 +86,8 @@ class SearchConfig:
             raise UserError(f"--gate-lr must be >= 0, got {self.gate_lr}")
         if not 0 <= self.prune_below < 0.2:
             raise UserError(f"--prune-below must lie in [0, 0.2), got {self.prune_below}")
+        if self.warmup_draws not in ("example", "batch"):
+            raise UserError(f"--warmup-draws must be example or batch, got {self.warmup_draws!r}")
         if not 0 <= self.aux_skip <= 1:
             raise UserError(f"--aux-skip must lie in [0, 1], got {self.aux_skip}")
         if not 0 <= self.warmup < 1:

@@ -130,9 +130,10 @@ class Searcher:
     def _schedule(self, step: int) -> float:
         """Set the learning rates, the draw kind and the temperature for global ``step``.
 
-        During the warm-up q is frozen, so the weights train on exact draws from it, one path
-        per batch as in single-path one-shot NAS: unbiased for Eq. 15's weight gradient, and a
-        step costs one sub-network's step. Afterwards the gates are relaxed (Concrete) so that
+        During the warm-up q is frozen, so the weights train on exact draws from it (one per
+        example, or with ``warmup_draws="batch"`` one path per batch as in single-path one-shot
+        NAS, which costs one sub-network's step): unbiased for Eq. 15's weight gradient either
+        way. Afterwards the gates are relaxed (Concrete) so that
         q gets gradients, and the gate learning rate and tau follow their schedules over the
         remaining steps. Returns tau.
         """
@@ -145,7 +146,7 @@ class Searcher:
             group["lr"] = cosine(group["base_lr"], learning, remaining) if learning >= 0 else 0.0
         if self.learns_q:
             guide.relaxed = learning >= 0
-            guide.shared_exact = learning < 0
+            guide.shared_exact = learning < 0 and c.warmup_draws == "batch"
         tau = c.tau + (c.tau_final - c.tau) * max(0, learning) / max(1, remaining - 1)
         guide.temperature = tau
         if hasattr(self.program.net, "aux_skip"):

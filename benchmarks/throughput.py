@@ -9,7 +9,8 @@ are timed per training step (forward, backward, optimiser step), the CUDA queue 
 around every step; the table reports the median over the timed steps after warm-up:
 
 1. ``bayesnas-warmup``: ``Searcher._step`` itself at the first step of a search: q uniform and
-   frozen, the weights trained on exact draws from it (one op per edge and example).
+   frozen, the weights trained on exact draws from it (one op per edge and example);
+   ``bayesnas-warmup-batch``: the same with ``--warmup-draws batch`` (one path per batch).
 2. ``bayesnas-start``: the first step in which q learns: uniform q, relaxed draws, tau 1.0.
 3. ``bayesnas-end``: the last step: a sharp q (the mode cell's op has ``--sharp-prob`` on every
    edge) and tau ``--final-tau``.
@@ -67,6 +68,7 @@ MODE_CELL = (  # a realistic end-of-search mode: convs and skips, no pooling
 )
 ROWS = (
     "bayesnas-warmup",
+    "bayesnas-warmup-batch",
     "bayesnas-start",
     "bayesnas-end",
     "bayesnas-pruned",
@@ -260,9 +262,10 @@ def main() -> None:
 
         return run
 
-    def setup(logits: torch.Tensor, step: int) -> Callable[[], None]:
+    def setup(logits: torch.Tensor, step: int, shared: bool = False) -> Callable[[], None]:
         def run() -> None:  # untimed: lr and tau of that step, and q
             searcher._schedule(step)
+            guide.shared_exact = shared  # --warmup-draws batch: one path for the batch
             with torch.no_grad():
                 guide.gate_logits.copy_(logits)
 
@@ -286,6 +289,7 @@ def main() -> None:
 
     steps: dict[str, Callable[[int], None]] = {
         "bayesnas-warmup": bayesnas_step(0),
+        "bayesnas-warmup-batch": bayesnas_step(0),
         "bayesnas-start": bayesnas_step(first),
         "bayesnas-end": bayesnas_step(last),
         "bayesnas-pruned": bayesnas_step(last),
@@ -293,6 +297,7 @@ def main() -> None:
     }
     setups = {
         "bayesnas-warmup": setup(uniform, 0),
+        "bayesnas-warmup-batch": setup(uniform, 0, shared=True),
         "bayesnas-start": setup(uniform, first),
         "bayesnas-end": setup(sharp, last),
         "bayesnas-pruned": setup(pruned, last),
@@ -352,7 +357,7 @@ def main() -> None:
         "images/s counts the training batch only. Ratios are of images/s (higher is faster)."
     )
     if "xautodl-GDAS" in rate:
-        for name in ("bayesnas-warmup", "bayesnas-start"):
+        for name in ("bayesnas-warmup", "bayesnas-warmup-batch", "bayesnas-start"):
             print(f"{name} / GDAS: {rate[name] / rate['xautodl-GDAS']:.3f}")
     for name in ("bayesnas-end", "bayesnas-pruned"):
         print(f"{name} / exact-subnet-plain: {rate[name] / rate['exact-subnet']:.3f}")

@@ -56,10 +56,11 @@ def _searcher(tmp_path: Path, **changes) -> Searcher:
     return Searcher(config, tmp_path / "run", progress=False)
 
 
+@pytest.mark.parametrize("draws", ["example", "batch"])
 def test_warmup_trains_weights_on_exact_draws_with_q_frozen(
-    tmp_path: Path, isolated_data_env: Path
+    tmp_path: Path, isolated_data_env: Path, draws: str
 ) -> None:
-    searcher = _searcher(tmp_path)
+    searcher = _searcher(tmp_path, warmup_draws=draws)
     net = searcher.program.net
     seen: list[torch.Tensor] = []
     net.register_forward_pre_hook(lambda module, args: seen.append(args[1].detach().clone()))
@@ -70,7 +71,8 @@ def test_warmup_trains_weights_on_exact_draws_with_q_frozen(
         searcher._schedule(step)
         searcher._step(images, labels, step)
     assert all(set(g.unique().tolist()) <= {0.0, 1.0} for g in seen)  # one op per edge
-    assert all(torch.equal(g, g[:1].expand_as(g)) for g in seen)  # one path for the batch
+    shared = [torch.equal(g, g[:1].expand_as(g)) for g in seen]
+    assert all(shared) if draws == "batch" else not any(shared)  # one path per batch or example
     assert not torch.equal(seen[0], seen[1]) or not torch.equal(seen[0], seen[-1])
     assert torch.equal(searcher.program.guide.gate_logits.detach(), before)
     assert searcher.optimizer.param_groups[1]["lr"] == 0.0
