@@ -162,8 +162,9 @@ PRESET_PURPOSE = {
 
 # Sizes in a preset are caps: on a data set with fewer examples the split takes what there is.
 PRESETS: dict[str, dict[str, Any]] = {
-    # a small NB201 net on a slice of the data; one epoch of weight warm-up on exact draws, then
-    # q learns from trained weights (docs/architecture.md, "What decides q")
+    # a small NB201 net on a slice of the data; a fifth of the steps warm the weights up on
+    # exact draws, then q learns from trained weights (docs/architecture.md, "What decides q";
+    # the values chosen among four measured on Fashion-MNIST, docs/benchmarks.md)
     "quick": dict(
         dataset="fashion-mnist",
         space="nb201",
@@ -171,10 +172,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         epochs=3,
         batch_size=128,
         lr=0.1,
-        gate_lr=0.5,
-        warmup=0.3,
+        gate_lr=1.0,
+        warmup=0.2,
         tau=1.0,
-        tau_final=0.3,
+        tau_final=0.2,
         prune_below=0.01,
         train_size=25600,
         val_size=10000,
