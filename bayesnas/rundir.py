@@ -19,6 +19,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -186,8 +187,9 @@ def load_torch(path: Path, what: str) -> dict[str, Any]:
     code) is refused unread; a corrupt or foreign one is a UserError too, never a traceback."""
     if not path.is_file():
         raise UserError(f"{path} does not exist")
-    try:
-        with torch.serialization.safe_globals(_legacy_globals()):
+    try:  # a corrupt file makes torch warn too; the one-line error below says it all
+        with torch.serialization.safe_globals(_legacy_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if any(sign in str(exc) for sign in _UNSAFE_SIGNS):
