@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from bayesnas.data import first_images, resolve_data_root, search_data
 from bayesnas.device import resolve_device, rng_state, set_rng_state
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.program import Program, build_program
+from bayesnas.progress import step_bar
 from bayesnas.selection.evaluate import evaluate_architecture
 from bayesnas.steplog import StepLog
 
@@ -184,14 +184,10 @@ class Searcher:
         }
         self._last_checkpoint = time.monotonic()
         self.steps.start(self.epoch * self.steps_per_epoch + self.step_in_epoch)
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.epoch * self.steps_per_epoch + self.step_in_epoch,
-            unit="step",
-            disable=not self.show_progress,
-            dynamic_ncols=True,
-            file=sys.stderr,
-            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        bar = step_bar(
+            self.total_steps,
+            self.epoch * self.steps_per_epoch + self.step_in_epoch,
+            self.show_progress,
         )
         try:
             while self.epoch < self.config.epochs:

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import math
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,6 +30,7 @@ from bayesnas.data import TensorData, dataset_info, load_arrays, resolve_data_ro
 from bayesnas.device import resolve_device, rng_state, set_rng_state
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.export import read_export, write_trained
+from bayesnas.progress import step_bar
 from bayesnas.spaces.subnet import subnet_from_spec
 from bayesnas.train_config import TrainConfig
 
@@ -163,14 +163,10 @@ class Trainer:
         """Train from the current state to the last epoch, test, write the results; result.json."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self._last_checkpoint = time.monotonic()
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.epoch * self.steps_per_epoch + self.step_in_epoch,
-            unit="step",
-            disable=not self.show_progress,
-            dynamic_ncols=True,
-            file=sys.stderr,
-            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        bar = step_bar(
+            self.total_steps,
+            self.epoch * self.steps_per_epoch + self.step_in_epoch,
+            self.show_progress,
         )
         try:
             while self.epoch < self.config.epochs:
