@@ -1,4 +1,4 @@
-"""What the CLI's help shows and takes from elsewhere: defaults, preset values, space flags."""
+"""What the CLI shares: option types, defaults and preset values in help, space flags."""
 
 from __future__ import annotations
 
@@ -101,3 +101,8 @@ def plain_text(rest: str) -> str:
     """A reST line as plain text: ``code`` and :role:`text` lose their markup."""
     rest = re.sub(r":[\w:]+:`([^`]*)`", r"\1", rest)
     return rest.replace("``", "").replace("`", "")
+
+
+def announce(run_dir: Any) -> None:
+    """Tell the user, on stderr, where a run's files go before the long work starts."""
+    click.echo(f"run directory: {run_dir}", err=True)

@@ -1,0 +1,27 @@
+"""`bayesnas spaces` and `bayesnas presets`: what can be searched, and with which settings."""
+
+from __future__ import annotations
+
+import click
+
+from bayesnas.cli.options import plain_text
+
+
+@click.command("spaces")
+def spaces_command() -> None:
+    """List the registered search spaces."""
+    from bayesnas.spaces import get_space, list_spaces
+
+    for name in list_spaces():  # from each space's record: no network is built
+        click.echo(f"{name:8s} {plain_text(get_space(name).summary)}")
+
+
+@click.command("presets")
+def presets_command() -> None:
+    """Print each search preset: what it is for and every value it sets."""
+    from bayesnas.config import PRESET_PURPOSE, PRESETS
+
+    for name, values in PRESETS.items():
+        click.echo(f"{name}: {PRESET_PURPOSE[name]}")
+        for key, value in values.items():
+            click.echo(f"    {key.replace('_', '-')}: {value}")

@@ -1,0 +1,91 @@
+"""`bayesnas sample`: draw, rank and export (architecture, weights) pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bayesnas.cli.options import SEED
+
+
+@click.command()
+@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+@click.option("--n", "n", type=int, default=20, show_default=True, help="Architectures to draw.")
+@click.option(
+    "--top-k",
+    type=int,
+    help="Export the k best as export/rank-K/, replacing an earlier export; 0 keeps it.  "
+    "[default: 5, or --n if fewer]",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["posterior", "uniform", "fixed-dropout"]),
+    default="posterior",
+    show_default=True,
+    help="posterior: the learned q; uniform: uniform over the space; fixed-dropout: "
+    "one drop rate for every group (resnet).",
+)
+@click.option(
+    "--drop-rate",
+    type=float,
+    help="Drop rate of --sampler fixed-dropout [the posterior's mean drop rate].",
+)
+@click.option(
+    "--bn",
+    type=click.Choice(["stats", "recalibrate"]),
+    default="stats",
+    show_default=True,
+    help="stats: the super-network's BatchNorm statistics (paper); recalibrate: "
+    "re-estimate them per candidate on training batches.",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Images per batch when scoring candidates and re-estimating BatchNorm.",
+)
+@click.option("--val-size", type=int, help="Score on the first this-many validation images.")
+@click.option(
+    "--seed",
+    type=SEED,
+    default=0,
+    show_default=True,
+    help="Seed of the draws: the same seed draws the same architectures.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show a progress bar on stderr.",
+)
+def sample(**opts) -> None:
+    """Draw (architecture, weights) pairs from the posterior, rank them, export the best."""
+    from bayesnas.selection.sample import SampleConfig
+    from bayesnas.selection.sample import sample as run_sample
+
+    run_dir, rows = run_sample(SampleConfig(**opts))
+    click.echo(_table(rows))
+    click.echo(
+        f"{len(rows)} distinct of {opts['n']} draws; rows appended to {run_dir / 'samples.jsonl'}"
+    )
+    top_k = rows[0]["top_k"] if rows else 0
+    if top_k:
+        click.echo(f"top {min(top_k, len(rows))} exported under {run_dir / 'export'}")
+
+
+def _table(rows: list[dict]) -> str:
+    """The ranked candidates as an aligned text table."""
+    head = (
+        f"{'rank':>4} {'val acc':>8} {'val NLL':>8} {'params M':>9} {'FLOPs M':>9} "
+        f"{'log q':>8} {'draws':>5}  architecture"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r['rank']:>4} {r['val_acc']:>8.2%} {r['val_nll']:>8.4f} {r['params_m']:>9.3f} "
+            f"{r['mflops']:>9.2f} {r['log_q']:>8.2f} {r['draws']:>5}  {r['architecture']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,183 @@
+"""`bayesnas search`: estimate the posterior of a super-network by SVI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bayesnas.cli.options import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    SEED,
+    announce,
+    document_defaults,
+    space_flags,
+    space_names,
+    space_option_table,
+)
+from bayesnas.errors import UserError
+
+
+@click.command()
+@click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist | imagenet.")
+@click.option("--space", help=f"Search space: {' | '.join(space_names())}.")
+@click.option(
+    "--preset",
+    type=click.Choice(["quick", "cpu", "bench", "paper"]),
+    help="quick: minutes on a laptop CPU, any data set (Fashion-MNIST by default); cpu: the "
+    "CIFAR-10 search for a 2-core CPU (at most 30 min); bench: NAS-Bench-201's setting for "
+    "GPUs (C=16, N=5, 50 epochs, 25k/25k); paper: the PGNAS paper's SupNet-M recipe. "
+    "`bayesnas presets` prints every value.",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["posterior", "uniform"]),
+    help="posterior: learn q(architecture) by SVI; uniform: keep q uniform (baseline).",
+)
+@click.option("--epochs", type=POSITIVE_INT, help="Passes over the search-train split.")
+@click.option("--batch-size", type=POSITIVE_INT, help="Images per SVI step.")
+@click.option("--lr", type=float, help="Initial learning rate of the weights (cosine to 0).")
+@click.option("--gate-lr", type=float, help="Initial learning rate of the gate logits.")
+@click.option(
+    "--warmup",
+    type=float,
+    help="Fraction of steps that train the weights on exact draws from a frozen q.",
+)
+@space_flags
+@click.option("--tau", type=float, help="Concrete temperature when q starts to learn.")
+@click.option(
+    "--tau-final", type=float, help="Concrete temperature at the end (linear after the warm-up)."
+)
+@click.option(
+    "--warmup-draws",
+    type=click.Choice(["example", "batch"]),
+    help="Exact draws in the warm-up: one architecture per example, or one per batch "
+    "(single-path, several times cheaper on a GPU).",
+)
+@click.option(
+    "--aux-skip",
+    type=float,
+    help="nb201: weight of an auxiliary skip on every edge when q starts to learn, decayed "
+    "linearly to 0 (DARTS-); 0 = off.",
+)
+@click.option(
+    "--prune-below",
+    type=float,
+    help="After the warm-up, an op whose probability under q is below this at an epoch end is "
+    "pruned (never computed again); 0 = off.",
+)
+@click.option("--init-drop", type=float, help="Initial drop probability of Bernoulli groups.")
+@click.option(
+    "--prior-l2",
+    "--l2",
+    "prior_l2",
+    type=float,
+    help="Precision l^2 of the Gaussian weight prior (the paper's l2).",
+)
+@click.option("--kl-n", type=POSITIVE_INT, help="N of Eq. 15 (the KL's scale).")
+@click.option("--seed", type=SEED, help="Seed of initialisation, data order and gate noise.")
+@click.option("--device", help="auto | cpu | cuda | cuda:N.")
+@click.option(
+    "--data-root",
+    type=click.Path(path_type=Path),
+    help="The folder that holds the data set; it must exist, and is the only one read.",
+)
+@click.option("--val-fraction", type=float, help="Held-out share of the training set.")
+@click.option("--train-size", type=POSITIVE_INT, help="Use at most this many search-train images.")
+@click.option("--val-size", type=POSITIVE_INT, help="Use at most this many validation images.")
+@click.option("--eval-size", type=POSITIVE_INT, help="Validation images scored after each epoch.")
+@click.option(
+    "--crop-pad", type=NON_NEGATIVE_INT, help="Random-crop padding in pixels, at most the image."
+)
+@click.option("--flip/--no-flip", default=None, help="Random horizontal flips.")
+@click.option(
+    "--cutout", type=NON_NEGATIVE_INT, help="Cutout square side, 0 = off, at most the image."
+)
+@click.option("--workers", type=NON_NEGATIVE_INT, help="Data-loading workers (ImageNet).")
+@click.option("--image-size", type=click.IntRange(min=8), help="ImageNet training crop in pixels.")
+@click.option(
+    "--checkpoint-minutes",
+    type=float,
+    help="Also checkpoint mid-epoch this often (0: after every step).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Run directory [runs/<dataset>-<space>-<timestamp>].",
+)
+@click.option(
+    "--resume", type=click.Path(path_type=Path), help="Continue the run in this directory."
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an earlier run in --out: all of it (export/, plots/, samples) is removed.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def search(**opts) -> None:
+    """Estimate the posterior over (architecture, weights) of a super-network by SVI."""
+    from bayesnas.config import build_config
+    from bayesnas.rundir import default_run_dir
+    from bayesnas.search import run_search
+
+    resume, force, out, progress = (opts.pop(k) for k in ("resume", "force", "out", "progress"))
+    if resume is not None and force:
+        raise UserError(
+            "--force and --resume contradict each other: --resume continues a run, "
+            "--force starts it over; pass one"
+        )
+    space_options = {k: opts.pop(k) for k in space_option_table()}
+    preset = opts.pop("preset")
+    augmentation = {
+        "pad": opts.pop("crop_pad"),
+        "flip": opts.pop("flip"),
+        "cutout": opts.pop("cutout"),
+    }
+    augmentation = {k: v for k, v in augmentation.items() if v is not None} or None
+    if opts["data_root"] is not None:
+        opts["data_root"] = str(opts["data_root"])
+    if resume is not None:
+        given = [
+            k
+            for k, v in {**opts, **space_options, "preset": preset, "out": out}.items()
+            if v is not None and k != "device"
+        ]
+        given += ["crop_pad/flip/cutout"] if augmentation else []
+        if given:
+            names = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise UserError(
+                f"{names} cannot change a run being resumed (its config.json rules); "
+                "only --device may"
+            )
+        summary = run_search(
+            None, resume, resume=True, progress=progress, device=opts["device"], announce=announce
+        )
+    else:
+        config = build_config(
+            preset, space_options=space_options, augmentation=augmentation, **opts
+        )
+        run_dir = out or default_run_dir(config.dataset, config.space)
+        summary = run_search(config, run_dir, force=force, progress=progress, announce=announce)
+    minutes, seconds = divmod(round(summary["seconds"]), 60)
+    click.echo(f"posterior written to {summary['path']} ({minutes}m{seconds:02d}s)")
+    if summary["sampler"] == "uniform":  # q stayed uniform: its argmax is no architecture at all
+        click.echo(
+            "uniformly trained super-network (q is flat, so it has no mode): rank its "
+            f"sub-networks with `bayesnas sample --run {summary['path'].parent} --sampler uniform`"
+        )
+        return
+    if summary["mode"] is None:  # tied gate logits: the argmax would be the first op, not a mode
+        click.echo(
+            "q has no mode (its gate logits are tied): rank its draws with "
+            f"`bayesnas sample --run {summary['path'].parent}`"
+        )
+        return
+    click.echo(
+        f"posterior mode: {summary['mode']}\n"
+        f"validation accuracy of the mode: {summary['mode_val_acc']:.2%} "
+        f"on {summary['dataset']['val_images']} held-out images"
+    )
+
+
+document_defaults(search)

@@ -1,0 +1,74 @@
+"""`bayesnas train`: train an exported or given architecture; report test accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bayesnas.cli.options import announce
+from bayesnas.errors import Interrupted, UserError
+
+
+@click.command()
+@click.option(
+    "--run", type=click.Path(path_type=Path), help="Search run to train an export of [newest]."
+)
+@click.option("--rank", type=click.IntRange(min=1), help="Which export (export/rank-K/) [1].")
+@click.option("--arch", help="Train this NAS-Bench-201 cell string instead of an export.")
+@click.option("--from-scratch", is_flag=True, help="Re-initialise every weight (the default).")
+@click.option("--fine-tune", is_flag=True, help="Start from the export's weights (needs --run).")
+@click.option(
+    "--preset",
+    help="nb201: NAS-Bench-201's protocol (200 epochs, lr 0.1, batch 256); short: 6 epochs, "
+    "lr 0.05, batch 128 (C=8 N=1 on CIFAR-10: ~10 min on 2 CPU cores); finetune: 3 epochs, "
+    "lr 0.01  [short; finetune with --fine-tune]",
+)
+@click.option("--epochs", type=int, help="Passes over the training split.")
+@click.option("--batch-size", type=int, help="Images per SGD step.")
+@click.option("--lr", type=float, help="Initial learning rate (cosine to 0, per step).")
+@click.option("--weight-decay", type=float, help="SGD weight decay [5e-4].")
+@click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist  [the run's]")
+@click.option("--data-root", type=click.Path(path_type=Path), help="Where the data set lies.")
+@click.option("--channels", type=int, help="--arch: channels C of the first stage [run's, 16].")
+@click.option("--cells", type=int, help="--arch: cells N per stage [run's, 5].")
+@click.option("--train-size", type=int, help="Train on the first this-many images only.")
+@click.option("--seed", type=int, help="Seed of initialisation, data order, augmentation [0].")
+@click.option("--device", help="auto | cpu | cuda | cuda:N  [auto]")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory [runs/train-<name>].")
+@click.option("--resume", type=click.Path(path_type=Path), help="Continue training in this run.")
+@click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def train(**opts) -> None:
+    """Train an exported (or given) architecture on the full training split; test it."""
+    from bayesnas.train import run_train
+    from bayesnas.train_config import default_run_dir, resolve_config
+
+    resume, force, out, progress = (opts.pop(k) for k in ("resume", "force", "out", "progress"))
+    try:
+        if resume is not None:
+            given = [k for k, v in {**opts, "out": out}.items() if v not in (None, False)]
+            given = [k for k in given if k != "device"]
+            if given:
+                names = ", ".join("--" + k.replace("_", "-") for k in given)
+                raise UserError(f"{names} cannot change a run being resumed; only --device may")
+            kwargs = {"resume": True, "force": force, "device": opts["device"]}
+            result = run_train(None, resume, progress=progress, announce=announce, **kwargs)
+        else:
+            config = resolve_config(**opts)
+            run_dir = out or default_run_dir(config)
+            result = run_train(config, run_dir, force=force, progress=progress, announce=announce)
+    except Interrupted as exc:
+        click.echo(
+            f"bayesnas: interrupted; checkpoint written. Resume with: "
+            f"bayesnas train --resume {exc.args[0]}",
+            err=True,
+        )
+        raise click.exceptions.Exit(128 + exc.args[1]) from None
+    minutes, seconds = divmod(round(result["seconds"]), 60)
+    click.echo(
+        f"test accuracy: {result['test_accuracy']:.2%} on {result['test_images']} test images "
+        f"({result['mode']}, {result['epochs']} epoch{'s' * (result['epochs'] != 1)}, "
+        f"{minutes}m{seconds:02d}s); "
+        f"written to {result['path']}"
+    )
