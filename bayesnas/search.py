@@ -26,7 +26,7 @@ from bayesnas.device import resolve_device, rng_state, set_rng_state
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.program import Program, build_program
 from bayesnas.progress import step_bar
-from bayesnas.selection.evaluate import evaluate_architecture
+from bayesnas.spaces.scoring import evaluate_architecture
 from bayesnas.steplog import StepLog
 
 PRUNED_LOGIT = -1e4  # softmax gives such an op exactly 0 in float32 and bf16

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from bayesnas.data import build_search_data
-from bayesnas.selection.evaluate import evaluate_architecture
 from bayesnas.spaces import create_space
+from bayesnas.spaces.scoring import evaluate_architecture
 
 ALL_CONV = "+".join("|" + "|".join(f"nor_conv_3x3~{i}" for i in range(n)) + "|" for n in (1, 2, 3))
 

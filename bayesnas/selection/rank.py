@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bayesnas.selection.evaluate import evaluate_architecture
 from bayesnas.spaces import SuperNet
+from bayesnas.spaces.scoring import evaluate_architecture
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
-from bayesnas.spaces import SuperNet
+from bayesnas.spaces.base import SuperNet
 
 
 @torch.no_grad()
