@@ -132,6 +132,8 @@ class SearchConfig:
         from bayesnas.data import dataset_info
 
         size = self.image_size or dataset_info(self.dataset).image_size
+        if size == 0:  # a user's image folder: its size is read from the images at load time
+            return
         flags = {"pad": "--crop-pad", "cutout": "--cutout"}
         for key, value in (self.augmentation or {}).items():
             if key in flags and isinstance(value, int) and value > size:
@@ -236,12 +238,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def _capped_sizes(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The preset's split sizes, cut to what the chosen data set's split can hold."""
-    from bayesnas.data import DATASETS, dataset_info, split_sizes
+    from bayesnas.data import DATASETS, count_images, dataset_info, split_sizes
 
     dataset = overrides.get("dataset") or preset.get("dataset") or SearchConfig.dataset
     if dataset not in DATASETS:
         return {}
     total = dataset_info(dataset).train_images
+    if dataset == "folder" and overrides.get("data_root") is not None:
+        total = count_images(overrides["data_root"])
     fraction = overrides.get("val_fraction") or preset.get("val_fraction", 0.5)
     if total is None or not 0 < fraction < 1:
         return {}

@@ -138,8 +138,10 @@ def resolve_config(
     else:
         fields, source = _export_fields(run, rank or 1, dataset, fine_tune)
         dataset = fields.pop("dataset")
-    if dataset == "imagenet":
-        raise UserError("train supports the in-memory data sets (CIFAR, MNIST-likes), not imagenet")
+    if dataset in ("imagenet", "folder"):
+        raise UserError(
+            f"train supports the in-memory data sets (CIFAR, MNIST-likes), not {dataset}"
+        )
     augmentation = {**DEFAULT_AUGMENTATION[dataset], "cutout": 0}
     settings = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     config = TrainConfig(
@@ -169,7 +171,7 @@ def _search_config(run: Path) -> dict[str, Any]:
 
 def _cell_fields(arch: str, size: dict[str, int], info: DatasetInfo) -> dict[str, Any]:
     """The network fields of a NAS-Bench-201 cell of ``size`` on data set ``info``."""
-    from bayesnas.spaces.nb201 import OPS, from_string, to_string
+    from bayesnas.spaces.nb201_cell import OPS, from_string, to_string
 
     try:
         ops = from_string(arch)

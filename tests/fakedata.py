@@ -129,3 +129,23 @@ def write_imagenet(
                 size = (40 + 8 * (i % 3), 48 - 4 * label)
                 pixels = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(root / split / wnid / f"{wnid}_{i}.JPEG", "JPEG")
+
+
+def write_image_folder(
+    root: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class: int = 12, mode: str = "L",
+    size: int = 20, val: int = 0,
+) -> None:  # fmt: skip
+    """Write PNGs in ``mode`` into root/train/<class>/ (and val/ if ``val``), each class with its
+    own mean brightness so that a network can learn them apart."""
+    rng = np.random.default_rng(per_class)
+    bands = len(Image.new(mode, (1, 1)).getbands())
+    for split, count in (("train", per_class), ("val", val)):
+        for label, name in enumerate(classes):
+            if not count:
+                continue
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                base = 60 + 130 * label // max(len(classes) - 1, 1)
+                pixels = rng.integers(base - 50, base + 50, (size, size, bands), dtype=np.uint8)
+                image = Image.fromarray(pixels.squeeze(-1) if bands == 1 else pixels, mode)
+                image.save(root / split / name / f"{i}.png")

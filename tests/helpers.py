@@ -1,10 +1,14 @@
-"""Plain helpers shared by test files: the CLI as a subprocess, small super-networks."""
+"""Plain helpers shared by test files: the CLI in-process (or as a real process), small networks."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -30,8 +34,47 @@ def cli_env(base: Path) -> dict[str, str]:
     }
 
 
-def run_cli(*args: str | Path, cwd: Path, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    """Run ``python -m bayesnas ARGS`` in ``cwd`` as a real process, in ``cli_env(cwd)``."""
+@contextlib.contextmanager
+def _inside(cwd: Path) -> Iterator[None]:
+    """Run the body in ``cwd`` with ``cli_env(cwd)`` and one torch thread; restore all after."""
+    saved_env, saved_dir, threads = dict(os.environ), Path.cwd(), torch.get_num_threads()
+    os.environ.update(cli_env(cwd))
+    os.chdir(cwd)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        os.chdir(saved_dir)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.set_num_threads(threads)
+
+
+def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``bayesnas ARGS`` in-process, as ``main`` would for a user: exit status, stdout and
+    stderr (a traceback, should one escape, is appended to stderr so assertions show it)."""
+    from bayesnas.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = [str(a) for a in args]
+    with _inside(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except Exception:
+            code = -1
+            err.write("Traceback (most recent call last):\n" + traceback.format_exc())
+        else:
+            code = 0
+    return subprocess.CompletedProcess(["bayesnas", *argv], code, out.getvalue(), err.getvalue())
+
+
+def run_process(
+    *args: str | Path, cwd: Path, timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess:
+    """Run ``python -m bayesnas ARGS`` in ``cwd`` as a real process, in ``cli_env(cwd)`` (for
+    what needs one: signals, the installed entry point)."""
     return subprocess.run(
         [sys.executable, "-m", "bayesnas", *map(str, args)],
         cwd=cwd,

@@ -169,7 +169,7 @@ def test_data_missing_offline(tmp_path: Path) -> None:
     before = tree_state(tmp_path)
     result = run_cli(
         "search", "--dataset", "cifar100", "--data-root", empty, "--out", tmp_path / "run",
-        *SEARCH_TINY[1:], cwd=tmp_path, timeout=60,
+        *SEARCH_TINY[1:], cwd=tmp_path,
     )  # fmt: skip
     assert_user_error(result, "CIFAR-100", "not found", str(empty))
     assert not (tmp_path / "run").exists()

@@ -20,7 +20,11 @@ from bayesnas.errors import UserError
 
 
 @click.command()
-@click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist | imagenet.")
+@click.option(
+    "--dataset",
+    help="cifar10 | cifar100 | fashion-mnist | mnist | imagenet | folder (any ImageFolder tree"
+    " at --data-root: train/<class>/<images>).",
+)
 @click.option("--space", help=f"Search space: {' | '.join(space_names())}.")
 @click.option(
     "--preset",

@@ -15,6 +15,7 @@ DEFAULT_AUGMENTATION: dict[str, dict[str, int | bool]] = {
     "fashion-mnist": {"pad": 2, "flip": True, "cutout": 0},
     "mnist": {"pad": 2, "flip": False, "cutout": 0},
     "imagenet": {"pad": 0, "flip": True, "cutout": 0},
+    "folder": {"pad": 0, "flip": True, "cutout": 0},
 }
 
 

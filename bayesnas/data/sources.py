@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import errno
-import gzip
-import math
 import os
-import pickle
-import shutil
-import struct
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torchvision import datasets as tvd
 from torchvision.datasets.utils import download_and_extract_archive
 
+from bayesnas.data.formats import extract_folder, read_cifar_batches, read_idx
 from bayesnas.errors import UserError
 
-DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "fashion-mnist", "mnist", "imagenet")
+DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "fashion-mnist", "mnist", "imagenet", "folder")
 
 _DEBIAN_ROOT = Path("/usr/share/datasets")
 _DEBIAN_HINT = {"fashion-mnist": ", or run `apt-get install dataset-fashion-mnist`"}
@@ -31,6 +24,7 @@ _TITLES = {
     "fashion-mnist": "Fashion-MNIST",
     "mnist": "MNIST",
     "imagenet": "ImageNet",
+    "folder": "an image folder",
 }
 _IDX_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -61,6 +55,7 @@ _INFOS = {
         DatasetInfo("fashion-mnist", 10, 1, 28, (0.2860,), (0.3530,), 60000),
         DatasetInfo("mnist", 10, 1, 28, (0.1307,), (0.3081,), 60000),
         DatasetInfo("imagenet", 1000, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        DatasetInfo("folder", 0, 0, 0, (), ()),  # read from the user's images at load time
     )
 }
 
@@ -83,6 +78,10 @@ def resolve_data_root(name: str, data_root: str | os.PathLike[str] | None) -> Pa
     no fallback, so the root recorded with a run is the one read), else the first candidate
     that holds `name` ($BAYESNAS_DATA, the cache, Debian's path), else the first to download to."""
     dataset_info(name)
+    if data_root is None and name == "folder":
+        raise UserError(
+            "--dataset folder needs --data-root ROOT, a folder holding train/<class>/<images>"
+        )
     if data_root is not None:
         root = Path(data_root).expanduser()
         if not root.is_dir():
@@ -110,7 +109,7 @@ def _present(name: str, root: Path) -> bool:
         return _complete(_CIFAR[name], root) or (root / _CIFAR[name].filename).is_file()
     if name in _IDX_FOLDERS:
         return _idx_files(name, root, train=True) is not None
-    return any(folder.is_dir() for folder in _imagenet_candidates(root, "train"))
+    return (root / "train").is_dir() or (root / "imagenet" / "train").is_dir()
 
 
 def _not_found(name: str, root: Path, what: str, why: str) -> UserError:
@@ -188,47 +187,8 @@ def _load_cifar(name: str, root: Path, train: bool, download: bool) -> tuple[tor
     if folder is None:
         _fetch(name, root, what, download)
         folder = root
-    return _read_cifar(dataset, folder / dataset.base_folder, train)
-
-
-class _DataUnpickler(pickle.Unpickler):
-    """Unpickles CIFAR's batch files as data only: dicts, lists, strings, numbers and NumPy
-    arrays. Any other global (a ``__reduce__`` that would run code) is refused, never called."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),  # bytes as pickled by Python 3 at protocol 2
-    }
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"it asks for {module}.{name}, which is not data")
-
-
-def _read_cifar(dataset: type[tvd.CIFAR10], folder: Path, train: bool) -> tuple[torch.Tensor, ...]:
-    """Read the batches of a CIFAR split (the 'python version') as uint8 [N, 3, 32, 32]."""
-    images, labels = [], []
-    for file, _ in dataset.train_list if train else dataset.test_list:
-        path = folder / file
-        try:
-            with open(path, "rb") as stream:
-                entry = _DataUnpickler(stream, encoding="latin1").load()
-            images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
-        except pickle.UnpicklingError as err:
-            raise UserError(
-                f"{path} was not loaded: {err}, and loading it could run code; replace it with "
-                "the real CIFAR files"
-            ) from None
-        except (OSError, EOFError, KeyError, TypeError, ValueError, AttributeError) as err:
-            raise UserError(
-                f"cannot read {path} ({type(err).__name__}: {err}); replace it"
-            ) from None
-    return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64)
+    files = [file for file, _ in (dataset.train_list if train else dataset.test_list)]
+    return read_cifar_batches(folder / dataset.base_folder, files)
 
 
 def _extracted_cifar(dataset: type[tvd.CIFAR10], root: Path) -> Path | None:
@@ -239,41 +199,19 @@ def _extracted_cifar(dataset: type[tvd.CIFAR10], root: Path) -> Path | None:
     if not tarball.is_file():
         return None
     try:
-        target = _extract(tarball, root, dataset.base_folder)
+        target = extract_folder(tarball, root, dataset.base_folder)
     except OSError as err:
         if err.errno not in _READ_ONLY:
             raise
         target = cache_dir()
         if not _complete(dataset, target):
-            _extract(tarball, target, dataset.base_folder)
+            extract_folder(tarball, target, dataset.base_folder)
     if not _complete(dataset, target):
         raise UserError(
             f"{target / dataset.base_folder} lacks some files; remove it so that {tarball} is "
             "extracted afresh"
         )
     return target
-
-
-def _extract(tarball: Path, root: Path, folder: str) -> Path:
-    """Extract `folder` from `tarball` into `root` atomically: into a temporary dir, then rename."""
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=root))
-    try:
-        with tarfile.open(tarball) as archive:
-            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            archive.extractall(scratch, **safe)
-        if not (scratch / folder).is_dir():
-            raise UserError(f"{tarball} does not contain the folder {folder}/; replace the archive")
-        try:
-            (scratch / folder).rename(root / folder)
-        except OSError:
-            if not (root / folder).is_dir():
-                raise
-    except (tarfile.TarError, EOFError, gzip.BadGzipFile) as err:
-        raise UserError(f"{tarball} is not a readable archive ({err}); replace it") from err
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return root
 
 
 def _idx_files(name: str, root: Path, train: bool) -> tuple[Path, Path] | None:
@@ -298,44 +236,7 @@ def _load_idx(name: str, root: Path, train: bool, download: bool) -> tuple[torch
         files = _idx_files(name, root, train)
     if files is None:
         raise _not_found(name, root, what, "the download left no idx files")
-    images, labels = (_read_idx(path) for path in files)
+    images, labels = (read_idx(path) for path in files)
     if images.dim() != 3 or labels.dim() != 1:
         raise UserError(f"{files[0]} and {files[1]} are not an image and a label idx file")
     return images.unsqueeze(1), labels.long()
-
-
-def _read_idx(path: Path) -> torch.Tensor:
-    """Parse an idx file of uint8 values (gzipped or not) into a tensor of its shape."""
-    try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as stream:
-            raw = bytearray(stream.read())
-    except (OSError, EOFError) as err:
-        raise UserError(f"cannot read {path} ({err}); replace the file") from err
-    ndim = raw[3] if len(raw) >= 4 else 0
-    if raw[:3] != b"\x00\x00\x08" or not 1 <= ndim <= 3 or len(raw) < 4 + 4 * ndim:
-        raise UserError(f"{path} is not an idx file of uint8 values; replace the file")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    if len(raw) - 4 - 4 * ndim != math.prod(shape):
-        raise UserError(f"{path} is truncated or too long for its shape {shape}; replace the file")
-    return torch.frombuffer(raw, dtype=torch.uint8, offset=4 + 4 * ndim).view(shape)
-
-
-def _imagenet_candidates(root: Path, split: str) -> tuple[Path, Path]:
-    """List where an ImageNet split may be: directly in `root` or in `root`/imagenet."""
-    return Path(root) / split, Path(root) / "imagenet" / split
-
-
-def imagenet_folder(root: Path, split: str) -> Path:
-    """Return the ImageFolder tree (a sub-folder per class) of ImageNet split `split` in `root`."""
-    for folder in _imagenet_candidates(root, split):
-        if folder.is_dir():
-            return folder
-    raise UserError(
-        f"ImageNet not found under {root}: it needs {split}/<wnid>/*.JPEG (one folder per class; "
-        "pass --data-root / set BAYESNAS_DATA); it cannot be downloaded automatically"
-    )
-
-
-def imagenet_folders(root: Path) -> tuple[Path, Path]:
-    """Return the ImageNet train and val ImageFolder trees of `root`."""
-    return imagenet_folder(root, "train"), imagenet_folder(root, "val")

@@ -45,9 +45,8 @@ class VariationalDropoutGuide(PyroModule):
         self,
         images: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        num_draws: int = 1,
     ) -> torch.Tensor:
-        batch = num_draws if images is None else images.shape[0]
+        batch = 1 if images is None else images.shape[0]
         subsample = torch.arange(batch, device=self.gate_logits.device)
         scale = poutine.scale(scale=1.0 / self.num_data)
         with pyro.plate("data", self.num_data, subsample=subsample), scale:

@@ -41,10 +41,9 @@ class SuperNetModel(nn.Module):
         self,
         images: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        num_draws: int = 1,
     ) -> torch.Tensor:
-        """Score a batch; without images, draw ``num_draws`` architectures from the prior only."""
-        batch = num_draws if images is None else images.shape[0]
+        """Score a batch; without images, draw one architecture from the prior only (Predictive)."""
+        batch = 1 if images is None else images.shape[0]
         device = self.net.stem[0].weight.device
         subsample = torch.arange(batch, device=device)
         with pyro.plate("data", self.num_data, subsample=subsample):

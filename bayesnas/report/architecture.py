@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from bayesnas.report.run import Row, RunData
 from bayesnas.report.style import OP_LABELS, new_figure, stage_color
-from bayesnas.spaces.nb201 import EDGES, OPS, from_string
+from bayesnas.spaces.nb201_cell import EDGES, OPS, from_string
 from bayesnas.spaces.resnet import ResNetSupNet
 
 OP_COLORS = {

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from bayesnas.selection import rank
+
 TOP_K = 5  # `sample`'s default top-k: assumed for rows written before top_k was recorded
 
 Row = dict[str, Any]
@@ -80,16 +82,10 @@ def drop_fractions(gates: dict[str, Any]) -> dict[str, float]:
 
 
 def best_of_k(rows: list[Row]) -> np.ndarray:
-    """Best validation accuracy among the first k draws of one sample call, k = 1..n.
-
-    A candidate counts from its first draw on, so the rows of samples.jsonl give the curve
-    exactly (it is the curve of best_of_k-<sampler>.json).
-    """
-    n = int(rows[0]["n"])
-    first = np.full(n, -math.inf)
-    for r in rows:
-        first[r["first_draw"]] = max(first[r["first_draw"]], r["val_acc"])
-    return np.maximum.accumulate(first)
+    """The best-of-k curve of one sample call from its samples.jsonl rows (the curve of its
+    best_of_k-<sampler>.json: the same function computes both)."""
+    firsts = ((int(r["first_draw"]), float(r["val_acc"])) for r in rows)
+    return np.asarray(rank.best_of_k(firsts, int(rows[0]["n"])))
 
 
 # -- figures ------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ rebuilt per candidate; the validation batches stay on the device across candidat
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -119,14 +121,10 @@ def evaluate_candidates(
             progress(1)
 
 
-def best_of_k(candidates: list[Candidate], n: int) -> list[float]:
-    """Best validation accuracy among the first k draws, for k = 1..n (the paper's Table 6)."""
-    accuracy_of_draw = [0.0] * n
-    for candidate in candidates:
-        for index in candidate.draws:
-            accuracy_of_draw[index] = candidate.metrics["val_acc"]
-    curve, best = [], float("-inf")
-    for value in accuracy_of_draw:
-        best = max(best, value)
-        curve.append(best)
-    return curve
+def best_of_k(first_draws: Iterable[tuple[int, float]], n: int) -> list[float]:
+    """Best validation accuracy among the first k of ``n`` draws, k = 1..n (the paper's Table 6),
+    from each candidate's (first draw index, accuracy): a candidate counts from its first draw."""
+    first = [-math.inf] * n
+    for index, accuracy in first_draws:
+        first[index] = max(first[index], accuracy)
+    return list(itertools.accumulate(first, max))

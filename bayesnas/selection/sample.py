@@ -189,7 +189,9 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
             "seed": config.seed,
             "bn": config.bn,
             "n": config.n,
-            "curve": best_of_k(candidates, config.n),
+            "curve": best_of_k(
+                ((min(c.draws), c.metrics["val_acc"]) for c in candidates), config.n
+            ),
         },
     )
     _append_rows(run_dir, rows)

@@ -13,12 +13,11 @@ import torch
 from torch import nn
 
 from bayesnas.gates import GateLayout
+from bayesnas.spaces import nb201_cell as notation
 from bayesnas.spaces.base import Space, SpaceOption, SuperNet
 from bayesnas.spaces.layers import BoxAverage3x3, ReLUConvBN, ResidualReduction
+from bayesnas.spaces.nb201_cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, from_string
 
-OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-NONE, SKIP, CONV1, CONV3, POOL = range(len(OPS))
-EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to node, from node), string order
 MIXTURE_FLOOR = 1e-3  # a relaxed weight below this does not make an example compute its op
 SUBSET_FRACTION = 0.25  # an op needed by at most this share of a batch runs on those alone
 ALL, ONLY, NO_ROWS = "all", "only", "none"  # how an op is computed, besides on some rows
@@ -84,7 +83,7 @@ class Cell(nn.Module):
 
     def forward_ops(self, x: torch.Tensor, ops: tuple[int, ...]) -> torch.Tensor:
         """One architecture: only the chosen ops on edges that reach the output are computed."""
-        live = _live_nodes(ops)
+        live = notation.live_nodes(ops)
         nodes: list[torch.Tensor | None] = [x, None, None, None]
         for edge, (to, src) in enumerate(EDGES):
             op = ops[edge]
@@ -132,39 +131,6 @@ def mixture_plan(gates: torch.Tensor) -> list[list[Rows]]:
                 row.append(order[:count, edge, op])
         plan.append(row)
     return plan
-
-
-def _live_nodes(ops: tuple[int, ...]) -> list[bool]:
-    """Which nodes feed the cell output through edges that are not 'none'."""
-    live = [False, False, False, True]
-    for edge in reversed(range(len(EDGES))):
-        to, src = EDGES[edge]
-        if ops[edge] != NONE and live[to]:
-            live[src] = True
-    return live
-
-
-def _zero_nodes(ops: tuple[int, ...]) -> list[bool]:
-    """Which nodes are identically zero (fed only by 'none', or by skip/pool of zero nodes)."""
-    zero = [False, True, True, True]
-    for edge, (to, src) in enumerate(EDGES):
-        if ops[edge] != NONE and not (zero[src] and ops[edge] in (SKIP, POOL)):
-            zero[to] = False
-    return zero
-
-
-def canonical_ops(ops: tuple[int, ...]) -> tuple[int, ...]:
-    """The same cell with every edge that cannot change the output set to 'none'
-    (edges into nodes that do not reach the output, skip/pool of zero nodes)."""
-    while True:
-        live, zero = _live_nodes(ops), _zero_nodes(ops)
-        new = tuple(
-            NONE if not live[to] or (zero[src] and op in (SKIP, POOL)) else op
-            for op, (to, src) in zip(ops, EDGES, strict=True)
-        )
-        if new == ops:
-            return ops
-        ops = new
 
 
 class NB201Net(SuperNet):
@@ -234,14 +200,14 @@ class NB201Net(SuperNet):
         return torch.zeros(self.layout.shape)
 
     def canonical(self, arch: torch.Tensor) -> torch.Tensor:
-        ops = canonical_ops(tuple(int(i) for i in arch.argmax(-1).tolist()))
+        ops = notation.canonical_ops(tuple(int(i) for i in arch.argmax(-1).tolist()))
         return nn.functional.one_hot(torch.tensor(ops), len(OPS)).to(arch)
 
     def mode(self, gate_logits: torch.Tensor) -> torch.Tensor:
         return nn.functional.one_hot(gate_logits.argmax(-1), len(OPS)).float()
 
     def describe(self, arch: torch.Tensor) -> str:
-        return to_string(tuple(int(i) for i in arch.argmax(-1).tolist()))
+        return notation.to_string(tuple(int(i) for i in arch.argmax(-1).tolist()))
 
     def gate_statistics(self, gate_logits: torch.Tensor) -> dict[str, Any]:
         probs = torch.softmax(gate_logits.detach().float().cpu(), -1)
@@ -259,8 +225,8 @@ class NB201Net(SuperNet):
         }
 
     def count_parameters(self, arch: torch.Tensor) -> int:
-        ops = canonical_ops(tuple(int(i) for i in arch.argmax(-1).tolist()))
-        zero = _zero_nodes(ops)
+        ops = notation.canonical_ops(tuple(int(i) for i in arch.argmax(-1).tolist()))
+        zero = notation.zero_nodes(ops)
         skeleton = sum(p.numel() for m in (self.stem, self.head) for p in m.parameters())
         total = skeleton + sum(
             p.numel()
@@ -286,35 +252,6 @@ class NB201Net(SuperNet):
         """The one-hot gate tensor of a NAS-Bench-201 string."""
         ops = from_string(text)
         return nn.functional.one_hot(torch.tensor(ops), len(OPS)).float()
-
-
-def to_string(ops: tuple[int, ...]) -> str:
-    """NAS-Bench-201 notation, e.g. ``|nor_conv_3x3~0|+|skip_connect~0|none~1|+|...``."""
-    nodes = []
-    for node in (1, 2, 3):
-        parts = [f"{OPS[ops[e]]}~{src}" for e, (to, src) in enumerate(EDGES) if to == node]
-        nodes.append("|" + "|".join(parts) + "|")
-    return "+".join(nodes)
-
-
-def from_string(text: str) -> tuple[int, ...]:
-    """Op indices per edge from a NAS-Bench-201 string; ValueError names what is malformed."""
-    nodes = text.strip().split("+")
-    if len(nodes) != 3:
-        raise ValueError(f"expected 3 nodes separated by '+', got {len(nodes)} in {text!r}")
-    ops = []
-    for node, part in enumerate(nodes, start=1):
-        if not (part.startswith("|") and part.endswith("|")):
-            raise ValueError(f"node {node} must be written |op~i|...|, got {part!r}")
-        entries = part[1:-1].split("|")
-        if len(entries) != node:
-            raise ValueError(f"node {node} needs {node} inputs, got {len(entries)} in {part!r}")
-        for src, entry in enumerate(entries):
-            name, _, index = entry.partition("~")
-            if name not in OPS or index != str(src):
-                raise ValueError(f"bad edge {entry!r} into node {node}: want op~{src}, op in {OPS}")
-            ops.append(OPS.index(name))
-    return tuple(ops)
 
 
 def nb201(

@@ -10,7 +10,7 @@ from torch import nn
 
 from bayesnas.spaces.base import SuperNet
 from bayesnas.spaces.layers import ReLUConvBN, ResidualReduction
-from bayesnas.spaces.nb201 import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, _live_nodes
+from bayesnas.spaces.nb201_cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, live_nodes
 
 _OP_KEYS = {SKIP: "skip", CONV1: "conv1x1", CONV3: "conv3x3", POOL: "pool"}
 _SUPER_KEY = re.compile(r"\.edges\.(conv1x1|conv3x3)_(\d)\.")  # sub-network key -> super's
@@ -34,7 +34,7 @@ class SubCell(nn.Module):
         super().__init__()
         self.edges = nn.ModuleDict()
         self.plan: list[tuple[str, int, int]] = []  # (op key, to node, from node)
-        live, present = _live_nodes(ops), [True, False, False, False]
+        live, present = live_nodes(ops), [True, False, False, False]
         for edge, (to, src) in enumerate(EDGES):
             op = ops[edge]
             if op == NONE or not live[to] or (not present[src] and op in (SKIP, POOL)):

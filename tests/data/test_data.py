@@ -14,6 +14,7 @@ import torch
 import torchvision.datasets.utils
 from fakedata import IMAGENET_CLASSES, write_cifar, write_idx, write_imagenet, write_mnist
 
+import bayesnas.data.formats
 import bayesnas.data.sources
 from bayesnas.data import (
     DATASETS,
@@ -23,7 +24,7 @@ from bayesnas.data import (
     augment,
     build_search_data,
     dataset_info,
-    imagenet_folders,
+    imagenet_folder,
     load_arrays,
     normalize,
     resolve_data_root,
@@ -198,7 +199,7 @@ def test_read_only_root_extracts_into_cache(
             raise PermissionError(errno.EACCES, "Permission denied", str(root))
         return mkdtemp(prefix=prefix, dir=dir)
 
-    monkeypatch.setattr(bayesnas.data.sources.tempfile, "mkdtemp", refuse_root)
+    monkeypatch.setattr(bayesnas.data.formats.tempfile, "mkdtemp", refuse_root)
     for _ in range(2):
         assert np.array_equal(load_arrays("cifar100", root, train=True)[0].numpy(), images)
     assert calls == [root, isolated_data_env, root]
@@ -242,9 +243,10 @@ def test_failed_download_is_a_user_error(
 
 def test_imagenet_folders(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=str(tmp_path)):
-        imagenet_folders(tmp_path)
+        imagenet_folder(tmp_path, "train")
     write_imagenet(tmp_path / "imagenet")
-    assert imagenet_folders(tmp_path) == (tmp_path / "imagenet/train", tmp_path / "imagenet/val")
+    found = (imagenet_folder(tmp_path, "train"), imagenet_folder(tmp_path, "val"))
+    assert found == (tmp_path / "imagenet/train", tmp_path / "imagenet/val")
     with pytest.raises(UserError, match="in memory"):
         load_arrays("imagenet", tmp_path, train=True)
 

@@ -1,0 +1,96 @@
+"""What a search reads: a data set by name, split into search-train and validation batches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from bayesnas.data.augment import DEFAULT_AUGMENTATION
+from bayesnas.data.batches import TensorData, search_split
+from bayesnas.data.folders import FolderData, folder_info, imagenet_folder, scan, user_folder
+from bayesnas.data.sources import DatasetInfo, dataset_info, load_arrays, resolve_data_root
+from bayesnas.errors import UserError
+
+if TYPE_CHECKING:
+    from bayesnas.config import SearchConfig
+
+Data = TensorData | FolderData
+
+
+def build_search_data(
+    name: str,
+    data_root: str | os.PathLike[str] | None,
+    *,
+    device: torch.device | str,
+    val_fraction: float = 0.5,
+    split_seed: int = 0,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    augmentation: Mapping[str, int | bool] | None = None,
+    workers: int | None = None,
+    image_size: int | None = None,
+    download: bool = True,
+) -> tuple[Data, Data, DatasetInfo]:
+    """Split the training set into augmented search-train and plain validation data (no test)."""
+    info = dataset_info(name)
+    root = resolve_data_root(name, data_root)
+    settings = {**DEFAULT_AUGMENTATION[name], **(augmentation or {})}
+    if name in ("imagenet", "folder"):
+        if name == "imagenet":
+            folder = scan(imagenet_folder(root, "train"))
+            size = image_size or info.image_size
+            info = replace(info, num_classes=len(folder.classes), image_size=size)
+        else:
+            folder = scan(user_folder(root))
+            info = folder_info(folder, image_size)
+        train, val = search_split(len(folder), val_fraction, split_seed, train_size, val_size)
+        return (
+            FolderData(folder, train, info, device, settings, workers),
+            FolderData(folder, val, info, device, None, workers),
+            info,
+        )
+    if image_size not in (None, info.image_size):
+        raise UserError(
+            f"{name} images are {info.image_size} pixels; image_size applies to image folders"
+        )
+    images, labels = load_arrays(name, root, train=True, download=download)
+    train, val = search_split(len(labels), val_fraction, split_seed, train_size, val_size)
+    return (
+        TensorData(images[train], labels[train], info, device, settings),
+        TensorData(images[val], labels[val], info, device, None),
+        info,
+    )
+
+
+def first_images(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]], limit: int | None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches cut to their first ``limit`` images in all (None: every image)."""
+    remaining = limit
+    for images, labels in batches:
+        if remaining is not None:
+            if remaining <= 0:
+                return
+            images, labels = images[:remaining], labels[:remaining]
+            remaining -= len(labels)
+        yield images, labels
+
+
+def search_data(config: SearchConfig, device: torch.device) -> tuple[Data, Data, DatasetInfo]:
+    """The (search-train, validation, info) split a configuration searches on."""
+    return build_search_data(
+        config.dataset,
+        config.data_root,
+        device=device,
+        val_fraction=config.val_fraction,
+        split_seed=config.seed,
+        train_size=config.train_size,
+        val_size=config.val_size,
+        augmentation=config.augmentation,
+        workers=config.workers,
+        image_size=config.image_size,
+    )
