@@ -1,0 +1,53 @@
+"""SearchConfig: defaults < preset < explicit values, validation as one line, JSON round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from bayesnas.config import PRESETS, SearchConfig, build_config, check_seed
+from bayesnas.errors import UserError
+
+
+def test_explicit_values_beat_the_preset_which_beats_the_defaults() -> None:
+    assert build_config(None) == SearchConfig()
+    quick = build_config("quick")
+    assert (quick.epochs, quick.preset) == (PRESETS["quick"]["epochs"], "quick")
+    mine = build_config("quick", epochs=7, lr=None)
+    assert mine.epochs == 7 and mine.lr == quick.lr  # None leaves the preset's value
+
+
+def test_unknown_preset_names_the_known_ones() -> None:
+    with pytest.raises(UserError, match="quick"):
+        build_config("fastest")
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"gate_lr": -1.0}, "gate"),
+        ({"epochs": 0}, "epochs"),
+        ({"val_fraction": 1.0}, "val"),
+        ({"space_options": {"width": 8}}, "width"),  # a resnet option on nb201
+        ({"augmentation": {"cutout": 64}}, "cutout"),  # larger than 32-pixel CIFAR images
+    ],
+)
+def test_bad_values_are_one_line(changes: dict, needle: str) -> None:
+    with pytest.raises(UserError, match=needle) as caught:
+        SearchConfig().with_updates(**changes)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, True])
+def test_seeds_outside_numpy_range_are_refused(seed: int) -> None:
+    with pytest.raises(UserError, match="seed"):
+        check_seed(seed)
+
+
+def test_json_round_trip_is_exact() -> None:
+    config = build_config("cpu", seed=3, space_options={"channels": 4})
+    assert SearchConfig.from_json(config.to_json()) == config
+
+
+def test_switching_space_drops_the_preset_space_options() -> None:
+    config = build_config("quick", space="resnet", space_options={"width": 8})
+    assert config.space_options == {"width": 8}
