@@ -8,6 +8,7 @@ is the exact discrete one, so ``TraceMeanField_ELBO`` optimises the paper's Eq. 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,9 @@ class BernoulliGate(TorchDistribution):
         self.keep_logits, self.temperature, self.hard = keep_logits, temperature, hard
         super().__init__(keep_logits.shape, validate_args=False)
 
-    def rsample(self, sample_shape: torch.Size = _SCALAR) -> torch.Tensor:
+    def rsample(
+        self, sample_shape: torch.Size | list[int] | tuple[int, ...] = _SCALAR
+    ) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)
         if self.hard:
             return torch.bernoulli(torch.sigmoid(self.keep_logits).expand(shape))
@@ -36,11 +39,15 @@ class BernoulliGate(TorchDistribution):
         u = u.clamp(1e-6, 1 - 1e-6)
         return torch.sigmoid((self.keep_logits + u.log() - (-u).log1p()) / self.temperature)
 
-    def sample(self, sample_shape: torch.Size = _SCALAR) -> torch.Tensor:
+    def sample(
+        self, sample_shape: torch.Size | list[int] | tuple[int, ...] = _SCALAR
+    ) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
 
-    def expand(self, batch_shape: torch.Size, _instance=None) -> BernoulliGate:
+    def expand(
+        self, batch_shape: torch.Size | list[int] | tuple[int, ...], _instance=None
+    ) -> BernoulliGate:
         shape = torch.Size(batch_shape)
         return BernoulliGate(self.keep_logits.expand(shape), self.temperature, self.hard)
 
@@ -73,7 +80,9 @@ class CategoricalGate(TorchDistribution):
         self.temperature, self.hard, self.shared = temperature, hard, shared
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=False)
 
-    def rsample(self, sample_shape: torch.Size = _SCALAR) -> torch.Tensor:
+    def rsample(
+        self, sample_shape: torch.Size | list[int] | tuple[int, ...] = _SCALAR
+    ) -> torch.Tensor:
         """A relaxed one-hot draw per example; exact with ``hard``; with ``hard`` and ``shared``
         one exact draw for the whole leading (example) dimension: one path per batch, whose
         rows each still follow q, so the batch's loss stays unbiased for Eq. 15."""
@@ -86,11 +95,15 @@ class CategoricalGate(TorchDistribution):
             return F.one_hot(index, logits.shape[-1]).to(logits.dtype)
         return F.gumbel_softmax(logits, tau=self.temperature)
 
-    def sample(self, sample_shape: torch.Size = _SCALAR) -> torch.Tensor:
+    def sample(
+        self, sample_shape: torch.Size | list[int] | tuple[int, ...] = _SCALAR
+    ) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
 
-    def expand(self, batch_shape: torch.Size, _instance=None) -> CategoricalGate:
+    def expand(
+        self, batch_shape: torch.Size | list[int] | tuple[int, ...], _instance=None
+    ) -> CategoricalGate:
         shape = torch.Size(batch_shape) + self.event_shape
         return CategoricalGate(self.logits.expand(shape), self.temperature, self.hard, self.shared)
 
@@ -135,7 +148,9 @@ class GateLayout:
             return logits
         index = self._group_of_on.get(logits.device)
         if index is None:  # copied once per device: a copy per step would stall a GPU each time
-            index = self._group_of_on[logits.device] = self.group_of.to(logits.device)
+            index = self._group_of_on[logits.device] = cast(torch.Tensor, self.group_of).to(
+                logits.device
+            )
         return logits[index]
 
     def distribution(

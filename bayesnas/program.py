@@ -37,7 +37,7 @@ class DeviceMeanFieldELBO(TraceMeanField_ELBO):
         return prune_subsample_sites(model_trace), guide_trace
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        loss = 0.0
+        loss: torch.Tensor | float = 0.0
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
             elbo = 0.0
             for name, site in model_trace.nodes.items():
@@ -51,7 +51,7 @@ class DeviceMeanFieldELBO(TraceMeanField_ELBO):
                 kl = kl_divergence(q["fn"], site["fn"])
                 elbo = elbo - scale_and_mask(kl, scale=q["scale"], mask=q["mask"]).sum()
             loss = loss - elbo / self.num_particles
-        return loss
+        return torch.as_tensor(loss)
 
 
 @dataclass

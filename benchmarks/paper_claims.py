@@ -235,6 +235,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a finished resnet search")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--n", type=int, default=100, help="draws per sampler")
+    parser.add_argument("--val-size", type=int, default=2000, help="validation images scored")
     parser.add_argument(
         "--fine-tune-top", type=int, default=3, help="candidates fine-tuned per sampler"
     )
@@ -255,7 +256,8 @@ def main() -> None:
         top = args.fine_tune_top
         bayesnas(
             ["sample", "--run", str(args.run), "--n", str(args.n), "--sampler", sampler,
-             "--top-k", str(top), "--device", "cpu", "--no-progress"],
+             "--top-k", str(top), "--val-size", str(args.val_size), "--device", "cpu",
+             "--no-progress"],
             args.out / "logs" / f"sample-{sampler}.log",
         )  # fmt: skip
         results["samplers"][sampler] = draw_statistics(latest_rows(args.run, sampler))

@@ -54,7 +54,7 @@ def document_defaults(command: click.Command) -> None:
     from bayesnas.spaces import all_options, get_space
 
     base = SearchConfig()
-    space_defaults = {}
+    space_defaults: dict[str, Any] = {}
     for space, names in all_options().items():
         for name in names:
             default = inspect.signature(get_space(space).factory).parameters[name].default

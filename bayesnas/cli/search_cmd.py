@@ -133,23 +133,19 @@ def search(**opts) -> None:
         )
     space_options = {k: opts.pop(k) for k in space_option_table()}
     preset = opts.pop("preset")
-    augmentation = {
-        "pad": opts.pop("crop_pad"),
-        "flip": opts.pop("flip"),
-        "cutout": opts.pop("cutout"),
-    }
-    augmentation = {k: v for k, v in augmentation.items() if v is not None} or None
+    given = {"pad": opts.pop("crop_pad"), "flip": opts.pop("flip"), "cutout": opts.pop("cutout")}
+    augmentation = {k: v for k, v in given.items() if v is not None} or None
     if opts["data_root"] is not None:
         opts["data_root"] = str(opts["data_root"])
     if resume is not None:
-        given = [
+        changed = [
             k
             for k, v in {**opts, **space_options, "preset": preset, "out": out}.items()
             if v is not None and k != "device"
         ]
-        given += ["crop_pad/flip/cutout"] if augmentation else []
-        if given:
-            names = ", ".join("--" + k.replace("_", "-") for k in given)
+        changed += ["crop_pad/flip/cutout"] if augmentation else []
+        if changed:
+            names = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise UserError(
                 f"{names} cannot change a run being resumed (its config.json rules); "
                 "only --device may"

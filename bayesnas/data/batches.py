@@ -123,4 +123,14 @@ class TensorData(Batches):
             if settings is None:
                 yield normalize(images, self._mean, self._std), labels
             else:
-                yield augment(images, **settings, mean=self._mean, std=self._std), labels
+                pad, flip, cutout = (
+                    int(settings["pad"]),
+                    bool(settings["flip"]),
+                    int(settings["cutout"]),
+                )
+                yield (
+                    augment(
+                        images, pad=pad, flip=flip, cutout=cutout, mean=self._mean, std=self._std
+                    ),
+                    labels,
+                )

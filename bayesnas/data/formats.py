@@ -64,8 +64,10 @@ def extract_folder(tarball: Path, root: Path, folder: str) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=root))
     try:
         with tarfile.open(tarball) as archive:
-            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            archive.extractall(scratch, **safe)
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: refuse links out, devices
+                archive.extractall(scratch, filter="data")
+            else:
+                archive.extractall(scratch)
         if not (scratch / folder).is_dir():
             raise UserError(f"{tarball} does not contain the folder {folder}/; replace the archive")
         try:

@@ -44,7 +44,7 @@ class SuperNetModel(nn.Module):
     ) -> torch.Tensor:
         """Score a batch; without images, draw one architecture from the prior only (Predictive)."""
         batch = 1 if images is None else images.shape[0]
-        device = self.net.stem[0].weight.device
+        device = next(self.net.parameters()).device
         subsample = torch.arange(batch, device=device)
         with pyro.plate("data", self.num_data, subsample=subsample):
             with poutine.scale(scale=1.0 / self.num_data):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -159,8 +159,8 @@ def architecture_figure(run: RunData, best: Row | None) -> tuple[Figure, str] | 
     """Figure 6 and its caption: the top-1 candidate, else the posterior mode (None: no data)."""
     from bayesnas.spaces import create_space, lookup
 
-    gates = run.gates
-    if best is None and (gates is None or not run.has_mode):
+    gates = run.gates or {}
+    if best is None and (not gates or not run.has_mode):
         return None  # no candidate, and q has no mode (yet) to draw
     source = "top-1 candidate" if best else f"posterior mode {run.when}"
     detail = f"\n({_describe_candidate(best)})" if best else ""
@@ -181,7 +181,8 @@ def architecture_figure(run: RunData, best: Row | None) -> tuple[Figure, str] | 
         arch = net.mode(torch.logit(torch.tensor([g["keep"] for g in gates["groups"]])))
     text = net.describe(arch)
     if kind == "widths":
-        figure = widths_figure(resnet_widths(net, arch), f"Channels kept by the {source}{detail}")
+        widths = resnet_widths(cast(ResNetSupNet, net), arch)
+        figure = widths_figure(widths, f"Channels kept by the {source}{detail}")
         return figure, f"{source}: channels kept per block and branch ({text})"
     return text_figure(text, f"Architecture of the {source}{detail}"), f"{source}: {text}"
 

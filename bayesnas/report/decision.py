@@ -13,7 +13,7 @@ SHARP = 0.9  # every edge's most probable op at least this: q has decided for th
 
 
 def _sharp(gates: dict[str, Any]) -> bool:
-    edges = gates.get("edges")
+    edges = gates.get("edges") or []
     return bool(edges) and all(max(e["probs"].values()) >= SHARP for e in edges)
 
 

@@ -8,11 +8,12 @@ state, no display); ``savefig`` renders it with Agg. The arrays are
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
@@ -177,7 +178,7 @@ def cell_posterior_figure(metrics: list[Row], gates: dict[str, Any], when: str) 
     """Figure 2 (nb201): q(op | edge) at the end as a heatmap, and its evolution per edge."""
     edges, ops, probs = op_matrix(gates)
     fig = new_figure(15, 5.2)
-    left, right = fig.subfigures(1, 2, width_ratios=[1, 1.5])
+    left, right = cast(Sequence[SubFigure], fig.subfigures(1, 2, width_ratios=[1, 1.5]))
     ax = left.subplots()
     left.colorbar(_heatmap(ax, edges, ops, probs), ax=ax, label="q(op | edge)")
     ax.set_title(f"Architecture posterior {when} (framed: mode)")

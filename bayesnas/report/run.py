@@ -94,7 +94,7 @@ def load_run(run_dir: Path) -> RunData:
     return run
 
 
-_SAMPLE_FIELDS = {
+_SAMPLE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "sampler": str,
     "rank": int,
     "n": int,

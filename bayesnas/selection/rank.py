@@ -81,6 +81,8 @@ def batchnorm_for(
 ) -> contextlib.AbstractContextManager:
     """The BatchNorm statistics a candidate is scored (and exported) with."""
     if bn == "recalibrate":
+        if batches is None:
+            raise ValueError("--bn recalibrate needs training batches")
         return recalibrated_batchnorm(net, arch, batches, steps)
     return contextlib.nullcontext()
 
@@ -103,11 +105,7 @@ def evaluate_candidates(
     device = example.device
     for candidate in candidates:
         arch = candidate.arch.to(device)
-        context = (
-            recalibrated_batchnorm(net, arch, train_batches, bn_steps)
-            if bn == "recalibrate"
-            else contextlib.nullcontext()
-        )
+        context = batchnorm_for(net, arch, bn, train_batches, bn_steps)
         with context:
             scores = evaluate_architecture(net, arch, val_batches())
         candidate.metrics = {

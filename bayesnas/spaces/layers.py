@@ -42,6 +42,7 @@ class BoxAverage3x3(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
+        self.kernel: torch.Tensor
         self.register_buffer("kernel", torch.ones(channels, 1, 3, 3), persistent=False)
         self._counts: dict[tuple, torch.Tensor] = {}
 

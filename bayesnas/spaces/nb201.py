@@ -7,7 +7,7 @@ cells share one architecture, so the gate is one categorical variable per edge.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -71,10 +71,11 @@ class Cell(nn.Module):
                             term = weights[:, edge, op].view(-1, 1, 1, 1) * term
                         total = term if total is None else total + term
                         continue
-                    out = self.apply_op(edge, op, nodes[src][rows])
-                    term = (weights[rows, edge, op].view(-1, 1, 1, 1) * out).to(x.dtype)
+                    index = cast(torch.Tensor, rows)  # the examples that compute this op
+                    out = self.apply_op(edge, op, nodes[src][index])
+                    term = (weights[index, edge, op].view(-1, 1, 1, 1) * out).to(x.dtype)
                     base = torch.zeros_like(x) if total is None else total
-                    total = base.index_add(0, rows, term)
+                    total = base.index_add(0, index, term)
                 if aux_skip:
                     term = aux_skip * nodes[src]
                     total = term if total is None else total + term
@@ -95,8 +96,10 @@ class Cell(nn.Module):
                     continue
                 inp = torch.zeros_like(x)
             out = self.apply_op(edge, op, inp)
-            nodes[to] = out if nodes[to] is None else nodes[to] + out
-        return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
+            before = nodes[to]
+            nodes[to] = out if before is None else before + out
+        result = nodes[3]
+        return result if result is not None else torch.zeros_like(x)
 
 
 def mixture_plan(gates: torch.Tensor) -> list[list[Rows]]:
@@ -185,15 +188,20 @@ class NB201Net(SuperNet):
         return [layer for layer in self.layers if isinstance(layer, Cell)]
 
     def gated_parameters(self) -> list[nn.Parameter]:
-        return [m.conv.weight for c in self.cells() for m in (*c.conv1x1, *c.conv3x3)]
+        return [cast(nn.Parameter, conv.weight) for conv in self._gated_convs()]
+
+    def _gated_convs(self) -> list[nn.Conv2d]:
+        """The conv of every conv op: edge-major per cell, 1x1 before 3x3 (gated_parameters)."""
+        cells = self.cells()
+        return [cast(ReLUConvBN, m).conv for c in cells for m in (*c.conv1x1, *c.conv3x3)]
 
     def gated_sq_norms(self) -> torch.Tensor:
-        weight = self.stem[0].weight
+        weight = cast(nn.Conv2d, self.stem[0]).weight
         norms = torch.zeros(self.layout.shape, device=weight.device, dtype=weight.dtype)
         for cell in self.cells():
             for edge in range(len(EDGES)):
-                norms[edge, CONV1] += cell.conv1x1[edge].conv.weight.square().sum()
-                norms[edge, CONV3] += cell.conv3x3[edge].conv.weight.square().sum()
+                for op, convs in ((CONV1, cell.conv1x1), (CONV3, cell.conv3x3)):
+                    norms[edge, op] += cast(ReLUConvBN, convs[edge]).conv.weight.square().sum()
         return norms
 
     def init_gate_logits(self, init_drop: float) -> torch.Tensor:
@@ -239,7 +247,7 @@ class NB201Net(SuperNet):
                 if ops[edge] in (CONV1, CONV3):
                     module = (cell.conv1x1 if ops[edge] == CONV1 else cell.conv3x3)[edge]
                     used = module.bn if zero[src] else module  # a conv of zero is its BN shift
-                    total += sum(p.numel() for p in used.parameters())
+                    total += sum(p.numel() for p in cast(nn.Module, used).parameters())
         return total
 
     def encode(self, arch: torch.Tensor) -> str:

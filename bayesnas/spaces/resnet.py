@@ -9,7 +9,7 @@ paper's 26.2 M parameters.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -19,8 +19,6 @@ from torch import nn
 from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
 from bayesnas.spaces.base import Space, SpaceOption, SuperNet
-
-Masks = tuple[torch.Tensor | None, torch.Tensor | None]
 
 
 class Branch(nn.Module):
@@ -33,7 +31,7 @@ class Branch(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
 
-    def forward(self, x: torch.Tensor, masks: Masks) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         h = torch.relu(x) * masks[0].to(x.dtype)  # bf16 activations stay bf16 under autocast
         h = self.bn1(self.conv1(h))
         return self.bn2(self.conv2(torch.relu(h) * masks[1].to(h.dtype)))
@@ -49,6 +47,8 @@ class Branch(nn.Module):
 def _batch_norm(bn: nn.BatchNorm2d, h: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     """BatchNorm over a subset of its channels; in train mode (BN recalibration of a
     sub-network) it also updates the running statistics of those channels."""
+    assert bn.running_mean is not None and bn.running_var is not None  # track_running_stats
+    assert bn.num_batches_tracked is not None
     weight, bias = bn.weight[kept], bn.bias[kept]
     mean, var = bn.running_mean[kept], bn.running_var[kept]
     if not bn.training:
@@ -83,7 +83,9 @@ class Block(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
-        self.branches = nn.ModuleList(Branch(c_in, c_out, stride) for _ in range(2))
+        self.branches = cast(
+            list[Branch], nn.ModuleList(Branch(c_in, c_out, stride) for _ in range(2))
+        )
         same = c_in == c_out and stride == 1
         self.shortcut = nn.Identity() if same else ShakeShortcut(c_in, c_out, stride)
 
@@ -112,7 +114,7 @@ class ResNetSupNet(SuperNet):
             nn.Conv2d(in_channels, stem_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(stem_channels),
         )
-        self.blocks = nn.ModuleList()
+        self.blocks = cast(list[Block], nn.ModuleList())
         c_in = stem_channels
         for stage in range(3):
             c_out = width * 2**stage
@@ -164,7 +166,7 @@ class ResNetSupNet(SuperNet):
         return self._run(images, branch_fn)
 
     def gated_parameters(self) -> list[nn.Parameter]:
-        return [c.weight for c in self.convs]
+        return [cast(nn.Parameter, c.weight) for c in self.convs]
 
     def gated_sq_norms(self) -> torch.Tensor:
         return torch.cat([c.weight.square().sum((0, 2, 3)) for c in self.convs])
@@ -265,8 +267,8 @@ def _subnet() -> type[nn.Module]:
 
 def _sample_defect(row: dict[str, Any]) -> str | None:
     try:
-        bytes.fromhex(row.get("encoding"))
-    except (TypeError, ValueError):
+        bytes.fromhex(row["encoding"])
+    except (KeyError, TypeError, ValueError):
         return f"encoding {row.get('encoding')!r} is not the hex of a gate vector"
     return None
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from bayesnas.spaces.base import SuperNet
-from bayesnas.spaces.resnet import Branch, ShakeShortcut
+from bayesnas.spaces.resnet import Branch, ResNetSupNet, ShakeShortcut
 
 
 def _kept(mask: str, size: int) -> list[int]:
@@ -25,6 +25,7 @@ class SubBranch(nn.Module):
         super().__init__()
         self.kept_in, self.kept_mid = kept_in, mid
         self.select = len(kept_in) < c_in  # gather the kept input channels (else take all)
+        self.index: torch.Tensor
         self.register_buffer("index", torch.tensor(kept_in, dtype=torch.long), persistent=False)
         self.conv1 = nn.Conv2d(len(kept_in), len(mid), 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(len(mid))
@@ -111,6 +112,7 @@ class ResNetSubNet(nn.Module):
     @staticmethod
     def kept(net: SuperNet, arch: torch.Tensor) -> dict[str, Any]:
         """The spec entries: kept input and middle channel masks of every surviving branch."""
+        net = cast(ResNetSupNet, net)
         arch = net.canonical(arch).detach().cpu()
         masks = [
             "".join("1" if g else "0" for g in arch[net.offsets[i] : net.offsets[i + 1]].tolist())
@@ -124,9 +126,10 @@ class ResNetSubNet(nn.Module):
 
     def weights_from(self, net: SuperNet) -> dict[str, torch.Tensor]:
         """This sub-network's state dict: the super-network's, branches sliced or left out."""
+        net = cast(ResNetSupNet, net)
         state = {k: v for k, v in net.state_dict().items() if ".branches." not in k}
-        for b, block in enumerate(self.blocks):
+        for b, block in enumerate(cast(list[SubBlock], self.blocks)):
             for r, branch in block.branches.items():
-                source = branch.weights_from(net.blocks[b].branches[int(r)])
+                source = cast(SubBranch, branch).weights_from(net.blocks[b].branches[int(r)])
                 state.update({f"blocks.{b}.branches.{r}.{k}": v for k, v in source.items()})
         return state

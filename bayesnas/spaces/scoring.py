@@ -20,7 +20,7 @@ def evaluate_architecture(
     """Accuracy and mean NLL of ``arch`` with BatchNorm in eval mode; restores train mode."""
     was_training = net.training
     net.eval()
-    correct = nll = count = 0
+    nll, correct, count = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
     try:
         for images, labels in batches:
             device_type = images.device.type

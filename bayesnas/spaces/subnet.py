@@ -9,7 +9,7 @@ ONNX and TorchScript. Dropped ops, channels and branches hold no weights and cos
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -35,14 +35,15 @@ def subnet_from_spec(spec: dict[str, Any]) -> nn.Module:
 def build_subnet(net: SuperNet, arch: torch.Tensor) -> nn.Module:
     """Sub-network ``arch`` holding copies of the super-network's kept weights, in eval mode."""
     subnet = subnet_from_spec(subnet_spec(net, arch))
-    subnet.load_state_dict(subnet.weights_from(net))
+    subnet.load_state_dict(cast(Any, subnet).weights_from(net))
     return subnet.to(next(net.parameters()).device).eval()
 
 
-def _subnet_class(space: Any) -> type[nn.Module]:
-    """The registered space's sub-network class; ValueError when it has none."""
+def _subnet_class(space: Any) -> Any:
+    """The registered space's sub-network class (an ``nn.Module`` with ``kept`` and
+    ``weights_from``, see spaces/base.py); ValueError when it has none."""
     entry = lookup(space)
     if entry is None or entry.subnet is None:
-        known = [n for n in list_spaces() if lookup(n).subnet is not None]
+        known = [n for n in list_spaces() if getattr(lookup(n), "subnet", None) is not None]
         raise ValueError(f"space {space!r} has no standalone sub-network; known: {known}")
     return entry.subnet()
