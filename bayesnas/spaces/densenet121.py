@@ -240,7 +240,7 @@ SPACE = Space(
     factory=densenet121,
     network=DenseNetSupNet,
     options=(
-        SpaceOption("growth", "densenet121: growth rate k, channels each dense layer adds (32)."),
+        SpaceOption("growth", "densenet121: growth rate k, the channels each dense layer adds."),
         SpaceOption(
             "dense_layers",
             "densenet121: at most this many layers per dense block (24: all of 6/12/24/16).",

@@ -237,7 +237,7 @@ SPACE = Space(
     network=ResNet50SupNet,
     options=(
         SpaceOption(
-            "base_width", "resnet50: bottleneck width of stage 1, doubled per stage (64).", 3
+            "base_width", "resnet50: bottleneck width of stage 1, doubled per stage; at least 3.", 3
         ),
         SpaceOption(
             "bottlenecks", "resnet50: at most this many bottlenecks per stage (6: all of 3/4/6/3)."

@@ -38,6 +38,7 @@ class SubBottleneck(nn.Module):
             self.bn1 = nn.BatchNorm2d(len(self.union))
         self.kept_in = {str(r): k for r, k in enumerate(kept) if k}
         self.branches = nn.ModuleDict()
+        self.whole: set[str] = set()  # branches reading every channel conv1 computes
         for r, channels in self.kept_in.items():
             _, k, dil = BRANCHES[int(r)]
             out = self.widths[int(r)]
@@ -45,6 +46,8 @@ class SubBottleneck(nn.Module):
                 len(channels), out, k, stride, dil * (k // 2), dil, bias=False
             )
             rows = [self.union.index(c) for c in channels]
+            if rows == list(range(len(self.union))):
+                self.whole.add(r)
             self.register_buffer(f"rows{r}", torch.tensor(rows, dtype=torch.long), persistent=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, EXPANSION * width, 1, bias=False)
@@ -61,8 +64,7 @@ class SubBottleneck(nn.Module):
         outs = []
         for r, out in enumerate(self.widths):
             if str(r) in self.branches:
-                rows = getattr(self, f"rows{r}")
-                picked = h if len(rows) == len(self.union) else h.index_select(1, rows)
+                picked = h if str(r) in self.whole else h.index_select(1, getattr(self, f"rows{r}"))
                 outs.append(self.branches[str(r)](picked))
             else:
                 zero = torch.zeros_like(x[:, :1, :: self.stride, :: self.stride])
