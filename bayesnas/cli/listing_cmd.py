@@ -12,8 +12,10 @@ def spaces_command() -> None:
     """List the registered search spaces."""
     from bayesnas.spaces import get_space, list_spaces
 
-    for name in list_spaces():  # from each space's record: no network is built
-        click.echo(f"{name:8s} {plain_text(get_space(name).summary)}")
+    names = list_spaces()
+    width = max(map(len, names), default=0)
+    for name in names:  # from each space's record: no network is built
+        click.echo(f"{name:{width}s} {plain_text(get_space(name).summary)}")
 
 
 @click.command("presets")

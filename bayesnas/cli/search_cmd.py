@@ -28,10 +28,11 @@ from bayesnas.errors import UserError
 @click.option("--space", help=f"Search space: {' | '.join(space_names())}.")
 @click.option(
     "--preset",
-    type=click.Choice(["quick", "cpu", "bench", "paper"]),
+    type=click.Choice(["quick", "cpu", "bench", "paper", "paper-mi"]),
     help="quick: minutes on a laptop CPU, any data set (Fashion-MNIST by default); cpu: the "
     "CIFAR-10 search for a 2-core CPU (at most 30 min); bench: NAS-Bench-201's setting for "
-    "GPUs (C=16, N=5, 50 epochs, 25k/25k); paper: the PGNAS paper's SupNet-M recipe. "
+    "GPUs (C=16, N=5, 50 epochs, 25k/25k); paper: the PGNAS paper's SupNet-M recipe; "
+    "paper-mi: its SupNet-MI (72.7 M parameters, l2 150). "
     "`bayesnas presets` prints every value.",
 )
 @click.option(

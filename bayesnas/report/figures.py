@@ -224,7 +224,7 @@ def group_posterior_figure(gates: dict[str, Any], when: str) -> Figure:
         values = [100 * fractions[f"channels_{how}"], 100 * fractions[f"branches_{how}"]]
         bars = drop_ax.bar(x + shift, values, 0.38, color=color, label=f"{how}")
         drop_ax.bar_label(bars, fmt="%.1f%%", fontsize=8)
-    drop_ax.set_xticks(x, ["channels\n(gates off)", "branches\n(removed)"])
+    drop_ax.set_xticks(x, ["channels\n(gates off)", f"{gates.get('units', 'branches')}\n(removed)"])
     drop_ax.set_ylabel("dropped (%)")
     drop_ax.set_ylim(0, 110)
     drop_ax.legend(fontsize=9)

@@ -61,23 +61,26 @@ def keep_probabilities(gates: dict[str, Any]) -> tuple[list[str], np.ndarray, np
 
 
 def drop_fractions(gates: dict[str, Any]) -> dict[str, float]:
-    """Fractions of gated channels and of branches dropped, in expectation and under the mode.
+    """Fractions of gated channels and of units (branches, connections) dropped, in expectation
+    and under the mode.
 
-    A branch is removed when every gate of either of its convs is off; the mode keeps a group
+    A unit is removed when every gate of one of its groups is off; a group's ``gates`` are its
+    independent gates (default: one per channel) and its ``unit`` names the unit (default:
+    resnet's, conv1 and conv2 of one branch as consecutive groups). The mode keeps a group
     whole when its keep probability exceeds 1/2 (the space's ``mode``).
     """
-    names, keep, channels = keep_probabilities(gates)
+    _, keep, channels = keep_probabilities(gates)
+    draws = np.array([g.get("gates", g["channels"]) for g in gates["groups"]])
+    units: dict[Any, list[int]] = {}
+    for i, group in enumerate(gates["groups"]):
+        units.setdefault(group.get("unit", i // 2), []).append(i)
     kept_mode = keep > 0.5
-    pairs = range(0, len(names), 2)  # conv1 and conv2 of one branch are consecutive groups
-    gone = [
-        1 - (1 - (1 - keep[i]) ** channels[i]) * (1 - (1 - keep[i + 1]) ** channels[i + 1])
-        for i in pairs
-    ]
+    all_off = (1 - keep) ** draws
     return {
         "channels_expected": float(((1 - keep) * channels).sum() / channels.sum()),
         "channels_mode": float((~kept_mode * channels).sum() / channels.sum()),
-        "branches_expected": float(np.mean(gone)),
-        "branches_mode": float(np.mean([not (kept_mode[i] and kept_mode[i + 1]) for i in pairs])),
+        "branches_expected": float(np.mean([1 - np.prod(1 - all_off[i]) for i in units.values()])),
+        "branches_mode": float(np.mean([not kept_mode[i].all() for i in units.values()])),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -56,3 +57,29 @@ class BoxAverage3x3(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel = self.kernel.to(x.dtype)
         return nn.functional.conv2d(x, kernel, padding=1, groups=x.shape[1]) / self._count(x)
+
+
+def batch_norm_subset(bn: nn.BatchNorm2d, h: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """BatchNorm over a subset ``kept`` of its channels; in train mode (BN recalibration of a
+    sub-network) it also updates the running statistics of those channels."""
+    running_mean, running_var, batches = bn.running_mean, bn.running_var, bn.num_batches_tracked
+    assert running_mean is not None and running_var is not None and batches is not None
+    weight, bias = bn.weight[kept], bn.bias[kept]
+    mean, var = running_mean[kept], running_var[kept]
+    if not bn.training:
+        return F.batch_norm(h, mean, var, weight, bias, False, 0.0, bn.eps)
+    batches += 1
+    factor = bn.momentum if bn.momentum is not None else 1.0 / float(batches)
+    out = F.batch_norm(h, mean, var, weight, bias, True, factor, bn.eps)
+    running_mean[kept], running_var[kept] = mean, var
+    return out
+
+
+def imagenet_stem(in_channels: int, channels: int) -> nn.Sequential:
+    """ResNet's and DenseNet's ImageNet stem: 7x7 stride-2 conv, BN, ReLU, 3x3 stride-2 max pool."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, channels, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2, 1),
+    )

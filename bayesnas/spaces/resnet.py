@@ -19,6 +19,7 @@ from torch import nn
 from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
 from bayesnas.spaces.base import Space, SpaceOption, SuperNet
+from bayesnas.spaces.layers import batch_norm_subset
 
 
 class Branch(nn.Module):
@@ -40,24 +41,8 @@ class Branch(nn.Module):
         """The branch restricted to kept input and middle channels (the rest is never computed)."""
         w1 = self.conv1.weight[kept_mid][:, kept_in]
         h = F.conv2d(torch.relu(x[:, kept_in]), w1, None, self.conv1.stride, 1)
-        h = torch.relu(_batch_norm(self.bn1, h, kept_mid))
+        h = torch.relu(batch_norm_subset(self.bn1, h, kept_mid))
         return self.bn2(F.conv2d(h, self.conv2.weight[:, kept_mid], None, 1, 1))
-
-
-def _batch_norm(bn: nn.BatchNorm2d, h: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    """BatchNorm over a subset of its channels; in train mode (BN recalibration of a
-    sub-network) it also updates the running statistics of those channels."""
-    assert bn.running_mean is not None and bn.running_var is not None  # track_running_stats
-    assert bn.num_batches_tracked is not None
-    weight, bias = bn.weight[kept], bn.bias[kept]
-    mean, var = bn.running_mean[kept], bn.running_var[kept]
-    if not bn.training:
-        return F.batch_norm(h, mean, var, weight, bias, False, 0.0, bn.eps)
-    bn.num_batches_tracked += 1
-    factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-    out = F.batch_norm(h, mean, var, weight, bias, True, factor, bn.eps)
-    bn.running_mean[kept], bn.running_var[kept] = mean, var
-    return out
 
 
 class ShakeShortcut(nn.Module):
