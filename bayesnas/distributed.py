@@ -10,11 +10,11 @@ Gloo group, so that agreeing on "checkpoint now" never waits on the GPU queue.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -22,11 +22,19 @@ import torch.distributed as dist
 from bayesnas.device import resolve_device
 from bayesnas.errors import UserError
 
+T = TypeVar("T")
 TIMEOUT = timedelta(minutes=30)  # a rank that hangs (not dies) stops the job after this
 _COMMUNICATION = ("gloo", "nccl", "connection", "timed out", "processgroup", "broken pipe")
 
 
-class RankLost(UserError):
+class RankError(UserError):
+    """An error of this rank alone (the CLI prints it on every rank; other user errors are the
+    same on every rank and printed by rank 0 only)."""
+
+    every_rank = True
+
+
+class RankLost(RankError):
     """Another rank of a data-parallel job died or stopped answering: this rank stops too."""
 
     def __init__(self, rank: int, world: int, exc: BaseException):
@@ -106,6 +114,24 @@ class Dist:
                 for tensor in tensors:
                     dist.broadcast(tensor, src=0, group=self.group)
 
+    def on_main(self, action: Callable[[], T]) -> T | None:
+        """Run ``action`` on rank 0 alone (a write); a UserError it raises is raised on every
+        rank, so that none waits for a rank that stopped. Returns its result on rank 0."""
+        if not self.active:
+            return action()
+        result, error = None, None
+        if self.main:
+            try:
+                result = action()
+            except UserError as exc:
+                error = exc
+        message = self.broadcast(None if error is None else str(error))
+        if error is not None:
+            raise error
+        if message is not None:
+            raise UserError(message)
+        return result
+
     @contextmanager
     def guard(self) -> Iterator[None]:
         """Turn a failed collective (a dead or hung rank) into the one-line RankLost."""
@@ -155,12 +181,12 @@ def _rank_device(name: str, local_rank: int) -> torch.device:
     if device.type != "cuda":
         return device
     if device.index is not None:
-        raise UserError(
+        raise RankError(
             f"--device {name} names one GPU, but under torchrun each rank takes GPU LOCAL_RANK: "
             "pass --device cuda (or auto), and choose GPUs with CUDA_VISIBLE_DEVICES"
         )
     if local_rank >= torch.cuda.device_count():
-        raise UserError(
+        raise RankError(
             f"rank with LOCAL_RANK {local_rank} has no GPU: this node sees "
             f"{torch.cuda.device_count()}; lower --nproc-per-node"
         )
