@@ -40,13 +40,18 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     @torch.no_grad()
     def _update_running(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
         """Running statistics as BatchNorm keeps them: the unbiased variance, momentum or mean."""
-        self.num_batches_tracked += 1
-        factor = self.momentum
-        if factor is None:  # cumulative average (``momentum=None``), as BatchNorm
-            factor = 1.0 / self.num_batches_tracked.float()
+        running_mean, running_var, tracked = (
+            self.running_mean,
+            self.running_var,
+            self.num_batches_tracked,
+        )
+        assert running_mean is not None and running_var is not None and tracked is not None
+        tracked.add_(1)
+        factor = self.momentum  # None: a cumulative average, as BatchNorm
+        weight = factor if factor is not None else 1.0 / float(tracked)
         unbiased = var * count / (count - 1).clamp_min(1)
-        self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
-        self.running_var.lerp_(unbiased.to(self.running_var.dtype), factor)
+        running_mean.lerp_(mean.to(running_mean.dtype), weight)
+        running_var.lerp_(unbiased.to(running_var.dtype), weight)
 
 
 def _global_moments(x: torch.Tensor, group) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -124,7 +124,8 @@ def _run(searcher: Searcher) -> Path | None:
         ) from None
 
 
-def _summary(path: Path) -> dict[str, Any]:
+def _summary(path: Path | None) -> dict[str, Any]:
+    assert path is not None  # rank 0 wrote it
     payload = rundir.load_torch(path, "posterior")
     summary = {k: payload[k] for k in ("mode", "mode_val_acc", "seconds", "dataset")}
     sampler = payload["config"].get("sampler", "posterior")

@@ -56,7 +56,8 @@ def apply_schedule(
     guide.temperature = tau
     if hasattr(program.net, "aux_skip"):
         progress = min(1.0, max(0, learning) / max(1, remaining - 1))
-        program.net.aux_skip = c.aux_skip * (1 - progress) if learning >= 0 else 0.0
+        skip = c.aux_skip * (1 - progress) if learning >= 0 else 0.0
+        program.net.aux_skip = skip  # type: ignore[assignment]
     return tau
 
 

@@ -55,7 +55,7 @@ class Searcher:
         self.elapsed = 0.0
         self.sums = metrics.zero_sums(self.device)
         self._stop_requested = False
-        self._signal = signal.SIGINT
+        self._signal: int = signal.SIGINT
         self._last_checkpoint, self._last_shown = time.monotonic(), 0.0
         self.steps = StepLog(self)
         self.dist.broadcast_tensors(list(self.program.elbo.state_dict().values()))
@@ -74,7 +74,7 @@ class Searcher:
             )
         net = self.program.net
         if hasattr(net, "plan_reduce"):
-            net.plan_reduce = self.dist.sum_
+            net.plan_reduce = self.dist.sum_  # type: ignore[assignment]
         if self.config.sync_bn:
             syncbn.convert(net)
 
@@ -136,6 +136,7 @@ class Searcher:
             loss = self.program.loss(images, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        assert self.program.model.last_logits is not None
         logits = self.program.model.last_logits.float()
         nll = F.cross_entropy(logits, labels, reduction="sum")
         correct = (logits.argmax(1) == labels).sum()
