@@ -53,6 +53,7 @@ class SearchConfig:
     workers: int | None = None  # DataLoader workers (ImageNet)
     image_size: int | None = None  # ImageNet training crop (None: 224)
     checkpoint_minutes: float = 10.0  # also checkpoint mid-epoch this often
+    sync_bn: bool = False  # under torchrun: BatchNorm statistics of the global batch, not the shard
     preset: str | None = None
 
     def with_updates(self, **changes: Any) -> SearchConfig:

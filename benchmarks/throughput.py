@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 
 import bayesnas
-import bayesnas.search
+import bayesnas.search.searcher
 from bayesnas.config import build_config
 from bayesnas.data import TensorData, dataset_info, search_split
 from bayesnas.search import PRUNED_LOGIT, Searcher
@@ -241,7 +241,7 @@ def main() -> None:
             device=args.device,
             data_root=data_root,
         )
-        patch = mock.patch.object(bayesnas.search, "search_data", random_search_data)
+        patch = mock.patch.object(bayesnas.search.searcher, "search_data", random_search_data)
         with patch if fake else contextlib.nullcontext():
             # The real Searcher: its program, optimiser (SGD over weights and gate logits),
             # schedule and _step are the search's own; run_dir is only written by run().

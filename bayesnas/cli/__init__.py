@@ -7,6 +7,7 @@ resumes it.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -32,6 +33,12 @@ for _command in COMMANDS:
     cli.add_command(_command)
 
 
+def _reports(exc: Exception) -> bool:
+    """Whether this process prints ``exc``: under torchrun the ranks meet the same errors, and
+    rank 0 alone reports them, except an error of one rank only (``every_rank``)."""
+    return os.environ.get("RANK", "0") == "0" or getattr(exc, "every_rank", False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning user errors into one line and exit 2."""
 
@@ -47,10 +54,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"bayesnas: error: {exc.format_message()}", err=True)
         sys.exit(2)
     except UserError as exc:
-        click.echo(f"bayesnas: error: {exc}", err=True)
+        if _reports(exc):
+            click.echo(f"bayesnas: error: {exc}", err=True)
         sys.exit(2)
     except Interrupted as exc:
-        if exc.run_dir is None:  # a second signal: stopped at once
+        if not _reports(exc):
+            pass
+        elif exc.run_dir is None:  # a second signal: stopped at once
             click.echo(
                 f"bayesnas: interrupted ({exc.signal_name}) again; stopped at once", err=True
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -67,6 +68,8 @@ def sample(**opts) -> None:
     from bayesnas.selection.sample import sample as run_sample
 
     run_dir, rows = run_sample(SampleConfig(**opts))
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 alone reports
+        return
     click.echo(_table(rows))
     click.echo(
         f"{len(rows)} distinct of {opts['n']} draws; rows appended to {run_dir / 'samples.jsonl'}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -107,6 +108,13 @@ from bayesnas.errors import UserError
     help="Also checkpoint mid-epoch this often (0: after every step).",
 )
 @click.option(
+    "--sync-bn",
+    is_flag=True,
+    default=None,
+    help="Under torchrun: BatchNorm statistics of the global batch (all ranks), not each "
+    "rank's shard; the ranks then compute what one process computes on that batch.",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path),
     help="Run directory [runs/<dataset>-<space>-<timestamp>].",
@@ -160,6 +168,8 @@ def search(**opts) -> None:
         )
         run_dir = out or default_run_dir(config.dataset, config.space)
         summary = run_search(config, run_dir, force=force, progress=progress, announce=announce)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 alone reports
+        return
     minutes, seconds = divmod(round(summary["seconds"]), 60)
     click.echo(f"posterior written to {summary['path']} ({minutes}m{seconds:02d}s)")
     if summary["sampler"] == "uniform":  # q stayed uniform: its argmax is no architecture at all

@@ -67,14 +67,22 @@ class Batches:
         return len(self) // batch_size
 
     def train_batches(
-        self, batch_size: int, epoch: int, seed: int, start_step: int = 0
+        self,
+        batch_size: int,
+        epoch: int,
+        seed: int,
+        start_step: int = 0,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Serve one epoch in the order fixed by (seed, epoch), from batch `start_step` on."""
+        """Serve one epoch in the order fixed by (seed, epoch), from batch `start_step` on.
+        ``shard`` (rank, world size): serve only that rank's equal part of every batch."""
         steps = self.steps_per_epoch(batch_size)
         if not 0 <= start_step <= steps:
             raise ValueError(f"start_step {start_step} is outside the epoch's 0..{steps} steps")
         order = _epoch_order(len(self), seed, epoch)[: steps * batch_size]
-        return self._serve(order.split(batch_size)[start_step:], self.augmentation)
+        rank, world = shard
+        batches = [b.chunk(world)[rank] for b in order.split(batch_size)[start_step:]]
+        return self._serve(batches, self.augmentation)
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Serve all examples in order without augmentation, keeping the last partial batch."""

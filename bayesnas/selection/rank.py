@@ -13,11 +13,13 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from bayesnas.distributed import Dist
 from bayesnas.spaces import SuperNet
 from bayesnas.spaces.scoring import evaluate_architecture
 
@@ -126,3 +128,22 @@ def best_of_k(first_draws: Iterable[tuple[int, float]], n: int) -> list[float]:
     for index, accuracy in first_draws:
         first[index] = max(first[index], accuracy)
     return list(itertools.accumulate(first, max))
+
+
+def evaluate_shared(
+    dist: Dist,
+    net: SuperNet,
+    candidates: list[Candidate],
+    val_batches: Callable[[], Iterator],
+    **options: Any,
+) -> None:
+    """``evaluate_candidates`` with the candidates split over the ranks of a torchrun job (rank
+    r scores every world-th one from r) and the scores gathered, so that every rank ends with
+    every candidate's metrics, as one process scoring them all would have them."""
+    evaluate_candidates(net, candidates[dist.rank :: dist.world], val_batches, **options)
+    if not dist.active:
+        return
+    scored = dist.all_gather([c.metrics for c in candidates[dist.rank :: dist.world]])
+    for rank, metrics in enumerate(scored):
+        for candidate, values in zip(candidates[rank :: dist.world], metrics, strict=True):
+            candidate.metrics = values

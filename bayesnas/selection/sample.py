@@ -22,7 +22,7 @@ from tqdm import tqdm
 from bayesnas import rundir
 from bayesnas.config import check_seed
 from bayesnas.data import first_images, search_data
-from bayesnas.device import resolve_device
+from bayesnas.distributed import from_env
 from bayesnas.errors import UserError
 from bayesnas.selection.posterior import SAMPLERS, Posterior, draw_architectures, load_posterior
 from bayesnas.selection.rank import (
@@ -30,7 +30,7 @@ from bayesnas.selection.rank import (
     batchnorm_for,
     best_of_k,
     distinct,
-    evaluate_candidates,
+    evaluate_shared,
 )
 
 SAMPLES = rundir.SAMPLES
@@ -157,7 +157,7 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
     """Run the selection step; returns the run directory and the ranked rows of this call."""
     config = config.validated()
     run_dir = rundir.find_run(config.run)
-    device = resolve_device(config.device)
+    dist, device = from_env(config.device)  # under torchrun: the candidates split over ranks
     posterior = load_posterior(run_dir, device)
     val_batches, train_batches = _data(posterior, device, config)
     archs, log_q = draw_architectures(
@@ -166,12 +166,13 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
     net = posterior.program.net
     candidates = distinct(net, archs, log_q)
     with tqdm(
-        total=len(candidates),
+        total=len(candidates[dist.rank :: dist.world]),
         unit="cand",
-        disable=not config.progress,
+        disable=not (config.progress and dist.main),
         desc=f"scoring {config.sampler} candidates",
     ) as bar:
-        evaluate_candidates(
+        evaluate_shared(
+            dist,
             net,
             candidates,
             val_batches,
@@ -182,6 +183,8 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
         )
     ranked = sorted(candidates, key=lambda c: (-c.metrics["val_acc"], c.metrics["val_nll"]))
     rows = _rows(posterior, ranked, config)
+    if not dist.main:  # rank 0 alone writes, once
+        return run_dir, rows
     rundir.write_json(
         run_dir / f"best_of_k-{config.sampler}.json",
         {

@@ -7,6 +7,7 @@ cells share one architecture, so the gate is one categorical variable per edge.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 import torch
@@ -102,7 +103,9 @@ class Cell(nn.Module):
         return result if result is not None else torch.zeros_like(x)
 
 
-def mixture_plan(gates: torch.Tensor) -> list[list[Rows]]:
+def mixture_plan(
+    gates: torch.Tensor, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> list[list[Rows]]:
     """How each (edge, op) of a relaxed draw is computed in a batch.
 
     An op is computed on the whole batch, with every example's own relaxed weight, when more
@@ -112,26 +115,33 @@ def mixture_plan(gates: torch.Tensor) -> list[list[Rows]]:
     sharp q costs about what its sub-network costs. An op whose weight is exactly 1 for every
     example (its edge's other ops pruned from q) is used as it is, with no weight to apply.
     The counts are the one device-to-host read of a forward.
+
+    ``reduce`` (a sum over the ranks of a data-parallel search) makes the decision from the
+    global batch's counts, so that every rank computes the same ops, as one process would on
+    that batch (a rank may then compute a few-examples op on none of its own examples).
     """
     keep = gates > MIXTURE_FLOOR
-    counts, ones = torch.stack((keep.sum(0), (gates == 1).all(0).long())).tolist()
-    batch = gates.shape[0]
+    kept = keep.sum(0)
+    local = torch.stack((kept, (gates == 1).sum(0), torch.full_like(kept, len(gates))))
+    stats = local if reduce is None else torch.cat((local, reduce(local.clone())))
+    counts, ones, batches, *whole = stats.tolist()
+    decide_counts, decide_ones, decide_batches = whole or (counts, ones, batches)
     order = None
     plan: list[list[Rows]] = []
     for edge in range(len(EDGES)):
         row: list[Rows] = []
         for op in range(len(OPS)):
-            count = counts[edge][op]
+            count, batch = decide_counts[edge][op], decide_batches[edge][op]
             if op == NONE or count == 0:
                 row.append(NO_ROWS)
-            elif ones[edge][op]:
+            elif decide_ones[edge][op] == batch:
                 row.append(ONLY)
             elif count > SUBSET_FRACTION * batch:
                 row.append(ALL)
             else:
                 if order is None:  # examples that compute an op first, in order: no more reads
                     order = torch.sort((~keep).to(torch.uint8), dim=0, stable=True).indices
-                row.append(order[:count, edge, op])
+                row.append(order[: counts[edge][op], edge, op])
         plan.append(row)
     return plan
 
@@ -149,6 +159,8 @@ class NB201Net(SuperNet):
         )
         self.layout = GateLayout("categorical", (len(EDGES), len(OPS)))
         self.aux_skip = 0.0  # weight of DARTS-'s auxiliary skip in training; set by the search
+        # a data-parallel search sets this to its sum over ranks: see ``mixture_plan``
+        self.plan_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
         )
@@ -176,7 +188,7 @@ class NB201Net(SuperNet):
 
     def forward(self, images: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
         gates = gates.to(images.dtype)
-        plan = mixture_plan(gates.detach())
+        plan = mixture_plan(gates.detach(), self.plan_reduce)
         aux = self.aux_skip
         return self._run(images, lambda cell, x: cell.forward_mixture(x, gates, plan, aux))
 

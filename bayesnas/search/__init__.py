@@ -1,0 +1,19 @@
+"""The SVI search: ``run_search`` (run.py) drives a ``Searcher`` (searcher.py) through its
+schedules (schedule.py), saved state (state.py), reported metrics (metrics.py) and, under
+torchrun, the data-parallel reductions (parallel.py)."""
+
+from bayesnas.search.metrics import NO_MODE, has_mode
+from bayesnas.search.run import run_search
+from bayesnas.search.schedule import PRUNED_LOGIT, cosine
+from bayesnas.search.searcher import Searcher
+from bayesnas.search.state import restore_threads
+
+__all__ = [
+    "NO_MODE",
+    "PRUNED_LOGIT",
+    "Searcher",
+    "cosine",
+    "has_mode",
+    "restore_threads",
+    "run_search",
+]

@@ -1,0 +1,86 @@
+"""The search's schedules: cosine learning rates, the warm-up on exact draws, tau, pruning.
+
+Everything here is a pure function of the global step (or the epoch), so a resumed or
+data-parallel run sets exactly what an uninterrupted single process sets at that step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from bayesnas.config import SearchConfig
+from bayesnas.program import Program
+
+PRUNED_LOGIT = -1e4  # softmax gives such an op exactly 0 in float32 and bf16
+
+
+def cosine(base: float, step: int, total: int) -> float:
+    """Cosine decay from ``base`` to 0 over ``total`` steps (per step, as SGDR without restarts)."""
+    return 0.5 * base * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+def warmup_steps(config: SearchConfig, total_steps: int) -> int:
+    """Steps in which q stays frozen while the weights train on exact draws from it."""
+    return math.ceil(config.warmup * total_steps)
+
+
+def apply_schedule(
+    config: SearchConfig,
+    program: Program,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    total_steps: int,
+) -> float:
+    """Set the learning rates, the draw kind and the temperature for global ``step``.
+
+    During the warm-up q is frozen, so the weights train on exact draws from it (one per
+    example, or with ``warmup_draws="batch"`` one path per batch as in single-path one-shot
+    NAS, which costs one sub-network's step): unbiased for Eq. 15's weight gradient either
+    way. Afterwards the gates are relaxed (Concrete) so that q gets gradients, and the gate
+    learning rate and tau follow their schedules over the remaining steps. Returns tau.
+    """
+    c, guide = config, program.guide
+    warmup = warmup_steps(c, total_steps)
+    weights, *gates = optimizer.param_groups
+    weights["lr"] = cosine(weights["base_lr"], step, total_steps)
+    learning = step - warmup
+    remaining = max(1, total_steps - warmup)
+    for group in gates:
+        group["lr"] = cosine(group["base_lr"], learning, remaining) if learning >= 0 else 0.0
+    if c.sampler == "posterior":
+        guide.relaxed = learning >= 0
+        guide.shared_exact = learning < 0 and c.warmup_draws == "batch"
+    tau = c.tau + (c.tau_final - c.tau) * max(0, learning) / max(1, remaining - 1)
+    guide.temperature = tau
+    if hasattr(program.net, "aux_skip"):
+        progress = min(1.0, max(0, learning) / max(1, remaining - 1))
+        skip = c.aux_skip * (1 - progress) if learning >= 0 else 0.0
+        program.net.aux_skip = skip  # type: ignore[assignment]
+    return tau
+
+
+def prune(
+    config: SearchConfig,
+    program: Program,
+    optimizer: torch.optim.Optimizer,
+    epoch_end_step: int,
+    total_steps: int,
+) -> None:
+    """Progressive pruning: after the warm-up, an op whose probability under q fell below
+    ``prune_below`` at an epoch's end (global step ``epoch_end_step``) gets probability 0 from
+    then on, so that it is never computed again (DrNAS prunes progressively too). Its logit is
+    pinned at PRUNED_LOGIT, where softmax underflows to exactly 0, and its momentum is cleared:
+    its gradient is then exactly 0, so it stays there and a resume restores it."""
+    c, logits = config, program.guide.gate_logits
+    if c.prune_below <= 0 or c.sampler != "posterior" or program.net.layout.kind != "categorical":
+        return
+    if epoch_end_step <= warmup_steps(c, total_steps):
+        return
+    with torch.no_grad():
+        pruned = torch.softmax(logits, -1) < c.prune_below
+        logits[pruned] = PRUNED_LOGIT
+        momentum = optimizer.state.get(logits, {}).get("momentum_buffer")
+        if momentum is not None:
+            momentum[pruned] = 0.0
