@@ -22,11 +22,11 @@ from pathlib import Path
 from unittest import mock
 
 import torch
+from throughput import random_search_data
 
 import bayesnas.search.searcher
 from bayesnas.config import build_config
 from bayesnas.search import Searcher
-from throughput import random_search_data
 
 
 def main() -> None:
@@ -46,9 +46,11 @@ def main() -> None:
         device=args.device,
         sync_bn=args.sync_bn,
     )
-    with tempfile.TemporaryDirectory() as scratch:
-        with mock.patch.object(bayesnas.search.searcher, "search_data", random_search_data):
-            searcher = Searcher(config, Path(scratch), progress=False)
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        mock.patch.object(bayesnas.search.searcher, "search_data", random_search_data),
+    ):
+        searcher = Searcher(config, Path(scratch), progress=False)
     dist, cuda = searcher.dist, searcher.device.type == "cuda"
     shard = (dist.rank, dist.world)
     batches = searcher.train_data.train_batches(args.batch_size, 0, config.seed, 0, shard)

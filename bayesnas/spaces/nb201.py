@@ -18,11 +18,7 @@ from bayesnas.spaces import nb201_cell as notation
 from bayesnas.spaces.base import Space, SpaceOption, SuperNet
 from bayesnas.spaces.layers import BoxAverage3x3, ReLUConvBN, ResidualReduction
 from bayesnas.spaces.nb201_cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, from_string
-
-MIXTURE_FLOOR = 1e-3  # a relaxed weight below this does not make an example compute its op
-SUBSET_FRACTION = 0.25  # an op needed by at most this share of a batch runs on those alone
-ALL, ONLY, NO_ROWS = "all", "only", "none"  # how an op is computed, besides on some rows
-Rows = torch.Tensor | str
+from bayesnas.spaces.nb201_mixture import ALL, NO_ROWS, ONLY, Rows, mixture_plan
 
 
 class Cell(nn.Module):
@@ -101,49 +97,6 @@ class Cell(nn.Module):
             nodes[to] = out if before is None else before + out
         result = nodes[3]
         return result if result is not None else torch.zeros_like(x)
-
-
-def mixture_plan(
-    gates: torch.Tensor, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
-) -> list[list[Rows]]:
-    """How each (edge, op) of a relaxed draw is computed in a batch.
-
-    An op is computed on the whole batch, with every example's own relaxed weight, when more
-    than SUBSET_FRACTION of the examples give it a weight of at least MIXTURE_FLOOR: batched
-    convolutions cost far less than gathering examples (docs/benchmarks.md). It is computed on
-    the few examples that need it when at most that share do, and skipped when none does, so a
-    sharp q costs about what its sub-network costs. An op whose weight is exactly 1 for every
-    example (its edge's other ops pruned from q) is used as it is, with no weight to apply.
-    The counts are the one device-to-host read of a forward.
-
-    ``reduce`` (a sum over the ranks of a data-parallel search) makes the decision from the
-    global batch's counts, so that every rank computes the same ops, as one process would on
-    that batch (a rank may then compute a few-examples op on none of its own examples).
-    """
-    keep = gates > MIXTURE_FLOOR
-    kept = keep.sum(0)
-    local = torch.stack((kept, (gates == 1).sum(0), torch.full_like(kept, len(gates))))
-    stats = local if reduce is None else torch.cat((local, reduce(local.clone())))
-    counts, ones, batches, *whole = stats.tolist()
-    decide_counts, decide_ones, decide_batches = whole or (counts, ones, batches)
-    order = None
-    plan: list[list[Rows]] = []
-    for edge in range(len(EDGES)):
-        row: list[Rows] = []
-        for op in range(len(OPS)):
-            count, batch = decide_counts[edge][op], decide_batches[edge][op]
-            if op == NONE or count == 0:
-                row.append(NO_ROWS)
-            elif decide_ones[edge][op] == batch:
-                row.append(ONLY)
-            elif count > SUBSET_FRACTION * batch:
-                row.append(ALL)
-            else:
-                if order is None:  # examples that compute an op first, in order: no more reads
-                    order = torch.sort((~keep).to(torch.uint8), dim=0, stable=True).indices
-                row.append(order[: counts[edge][op], edge, op])
-        plan.append(row)
-    return plan
 
 
 class NB201Net(SuperNet):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bayesnas.spaces import create_space
-from bayesnas.spaces.nb201 import ALL, NO_ROWS, ONLY, mixture_plan
+from bayesnas.spaces.nb201_mixture import ALL, NO_ROWS, ONLY, mixture_plan
 from bayesnas.spaces.nb201_cell import CONV3, SKIP
 
 
