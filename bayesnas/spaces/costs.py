@@ -60,9 +60,10 @@ def _example(net: SuperNet, image_size: int) -> torch.Tensor:
     )
 
 
-def _flops(fn) -> int:
+def _flops(fn, *args) -> int:
+    """FLOPs of ``fn(*args)`` as torch's counter counts them."""
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        fn()
+        fn(*args)
     return counter.get_total_flops()
 
 
@@ -94,13 +95,13 @@ def _nb201_costs(net: NB201Net, metric: str, image_size: int) -> tuple[float, to
                     for op, ops in ((CONV1, cell.conv1x1), (CONV3, cell.conv3x3)):
                         per_gate[edge, op] += sum(p.numel() for p in ops[edge].parameters())
         else:
-            base = float(_flops(lambda: net.forward_architecture(image, none)))
+            base = float(_flops(net.forward_architecture, image, none))
             for cell, shape in zip(net.cells(), _cell_inputs(net, image), strict=True):
                 x = torch.zeros(shape, device=image.device, dtype=image.dtype)
                 cell.apply_op(0, POOL, x)  # caches the pooling's divisor, counted only once
                 for edge in range(len(EDGES)):
                     for op in (CONV1, CONV3, POOL):
-                        per_gate[edge, op] += _flops(lambda e=edge, o=op: cell.apply_op(e, o, x))
+                        per_gate[edge, op] += _flops(cell.apply_op, edge, op, x)
     finally:
         net.train(was_training)
     return base / 1e6, (per_gate / 1e6).float()
@@ -118,7 +119,7 @@ def _conv_slice_costs(net: SuperNet, metric: str, image_size: int) -> tuple[floa
     was_training = net.training
     net.eval()
     try:
-        total_flops = _flops(lambda: net(image, ones))
+        total_flops = _flops(net, image, ones)
     finally:
         net.train(was_training)
         for hook in hooks:
