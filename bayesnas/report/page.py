@@ -70,7 +70,10 @@ def _figures(run: RunData, calls: dict[str, list[Row]]) -> list[tuple[str, str, 
         )
         made.append(("04-samples", "Sampled candidates", caption, figures.samples_figure(calls)))
         tops = ", ".join(f"top {figures.top_k(rows)} ({s})" for s, rows in calls.items())
-        caption = f"validation accuracy vs cost; filled: the exported {tops}; star: top-1"
+        caption = (
+            f"validation accuracy vs cost (dashed: Pareto front); filled: the exported {tops}; "
+            "star: top-1"
+        )
         made.append(("05-cost", "Accuracy vs cost", caption, figures.cost_figure(calls)))
     best = top_candidate(calls)
     arch = architecture_figure(run, best)

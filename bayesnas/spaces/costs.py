@@ -52,7 +52,7 @@ def arch_cost(base: float, per_gate: torch.Tensor, arch: torch.Tensor) -> float:
     return base + float((arch.to(per_gate) * per_gate).sum())
 
 
-def _example(net: SuperNet, image_size: int) -> torch.Tensor:
+def example_image(net: SuperNet, image_size: int) -> torch.Tensor:
     weight = next(net.parameters())
     channels = net.config.get("in_channels", 3)
     return torch.zeros(
@@ -67,7 +67,7 @@ def _flops(fn, *args) -> int:
     return counter.get_total_flops()
 
 
-def _cell_inputs(net: NB201Net, image: torch.Tensor) -> list[torch.Size]:
+def cell_inputs(net: NB201Net, image: torch.Tensor) -> list[torch.Size]:
     """The input shape of every cell, in order (the cells pass their input through)."""
     shapes: list[torch.Size] = []
 
@@ -81,7 +81,7 @@ def _cell_inputs(net: NB201Net, image: torch.Tensor) -> list[torch.Size]:
 
 
 def _nb201_costs(net: NB201Net, metric: str, image_size: int) -> tuple[float, torch.Tensor]:
-    image = _example(net, image_size)
+    image = example_image(net, image_size)
     was_training = net.training
     net.eval()
     try:
@@ -96,7 +96,7 @@ def _nb201_costs(net: NB201Net, metric: str, image_size: int) -> tuple[float, to
                         per_gate[edge, op] += sum(p.numel() for p in ops[edge].parameters())
         else:
             base = float(_flops(net.forward_architecture, image, none))
-            for cell, shape in zip(net.cells(), _cell_inputs(net, image), strict=True):
+            for cell, shape in zip(net.cells(), cell_inputs(net, image), strict=True):
                 x = torch.zeros(shape, device=image.device, dtype=image.dtype)
                 cell.apply_op(0, POOL, x)  # caches the pooling's divisor, counted only once
                 for edge in range(len(EDGES)):
@@ -109,7 +109,7 @@ def _nb201_costs(net: NB201Net, metric: str, image_size: int) -> tuple[float, to
 
 def _conv_slice_costs(net: SuperNet, metric: str, image_size: int) -> tuple[float, torch.Tensor]:
     convs: list[nn.Conv2d] = list(net.convs)  # type: ignore[attr-defined]
-    image = _example(net, image_size)
+    image = example_image(net, image_size)
     outputs: dict[int, torch.Size] = {}
     hooks = [
         conv.register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o.shape))
@@ -135,3 +135,17 @@ def _conv_slice_costs(net: SuperNet, metric: str, image_size: int) -> tuple[floa
     total = total_flops if metric == "flops" else sum(p.numel() for p in net.parameters())
     base = float(total) - float(per_gate.sum())
     return base / 1e6, (per_gate / 1e6).float()
+
+
+def pareto_front(accuracy: list[float], cost: list[float]) -> list[bool]:
+    """Whether each point is on the front of accuracy (higher) against cost (lower): no other
+    point is at least as accurate and at most as costly while strictly better in one."""
+    points = list(zip(accuracy, cost, strict=True))
+    return [
+        not any(
+            a2 >= a and c2 <= c and (a2 > a or c2 < c)
+            for j, (a2, c2) in enumerate(points)
+            if j != i
+        )
+        for i, (a, c) in enumerate(points)
+    ]
