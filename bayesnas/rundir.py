@@ -42,6 +42,8 @@ FORMAT_VERSION = 1
 # what a search, `sample` and `plot` write into a run directory (``--force`` removes these)
 RUN_FILES = {CONFIG, METRICS, CHECKPOINT, POSTERIOR, STEPS, SAMPLES, ".lock"}
 RUN_FOLDERS = {"export", "plots", ".export-staging"}
+RUN_FILES |= {"ensemble.json", "lookup.json"}  # `bayesnas ensemble` and `bayesnas lookup`
+RUN_FOLDERS |= {"export-ensemble", ".export-ensemble-staging"}  # `export --ensemble`
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 

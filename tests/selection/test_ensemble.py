@@ -146,3 +146,32 @@ def test_uniform_weights_count_each_draw():
     members = [M(-1.0), M(-2.0)]
     assert slot_weights(members, [0, 0, 1], "uniform").tolist() == pytest.approx([2 / 3, 1 / 3])
     assert slot_weights(members, [0, 0], "posterior").tolist() == [1.0, 0.0]
+
+
+def test_export_ensemble_loads_as_the_average_and_as_onnx(sampled, capsys, tmp_path):
+    import numpy as np
+    import onnxruntime
+
+    from bayesnas.export import load_exported
+    from bayesnas.export_ensemble import EnsembleModel
+
+    code, _, err = cli(capsys, "ensemble", "--run", sampled, "--members", "2", "--no-progress")
+    assert code == 0, err
+    onnx_path = tmp_path / "ens.onnx"
+    code, out, err = cli(capsys, "export", "--run", sampled, "--ensemble", "--out", onnx_path)
+    assert code == 0, err
+    folder = sampled / "export-ensemble"
+    model = load_exported(folder)
+    assert isinstance(model, EnsembleModel) and len(model.members) == 2
+    images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    with torch.no_grad():
+        members = [load_exported(folder / f"member-{i}") for i in (1, 2)]
+        mean = sum(0.5 * torch.softmax(m(images), 1) for m in members)
+        got = model(images)
+    torch.testing.assert_close(got.exp(), mean, rtol=1e-5, atol=1e-6)
+    session = onnxruntime.InferenceSession(str(onnx_path))
+    floats = (images.float() / 255).numpy()
+    (onnx_out,) = session.run(None, {"images": floats})
+    np.testing.assert_allclose(np.exp(onnx_out), mean.numpy(), rtol=1e-4, atol=1e-5)
+    code, _, err = cli(capsys, "export", "--run", sampled, "--ensemble", "--format", "torchscript")
+    one_line(code, err, "ONNX only")
