@@ -16,6 +16,7 @@ from bayesnas import rundir
 from bayesnas.errors import UserError
 from bayesnas.report import figures
 from bayesnas.report.architecture import architecture_figure
+from bayesnas.report.ensemble import ensemble_figures
 from bayesnas.report.run import Row, RunData, latest_calls, load_run, top_candidate
 from bayesnas.report.summary import summary, summary_rows
 from bayesnas.rundir import SAMPLES, find_run
@@ -80,6 +81,7 @@ def _figures(run: RunData, calls: dict[str, list[Row]]) -> list[tuple[str, str, 
     if arch is not None:
         title = "Top-1 architecture" if best else "Posterior-mode architecture"
         made.append(("06-architecture", title, arch[1], arch[0]))
+    made.extend(ensemble_figures(run.run_dir))
     return made
 
 

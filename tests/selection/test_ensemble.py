@@ -175,3 +175,13 @@ def test_export_ensemble_loads_as_the_average_and_as_onnx(sampled, capsys, tmp_p
     np.testing.assert_allclose(np.exp(onnx_out), mean.numpy(), rtol=1e-4, atol=1e-5)
     code, _, err = cli(capsys, "export", "--run", sampled, "--ensemble", "--format", "torchscript")
     one_line(code, err, "ONNX only")
+
+
+def test_plot_draws_the_reliability_and_size_figures(sampled):
+    from bayesnas.report import plot_run
+
+    ensemble(EnsembleConfig(run=sampled, members=3, device="cpu", progress=False))
+    index, _ = plot_run(sampled, None, "png")
+    names = {p.name for p in index.parent.iterdir()}
+    assert {"07-reliability.png", "08-ensemble-size.png"} <= names
+    assert "Reliability" in index.read_text()
