@@ -14,6 +14,7 @@ import click
 from bayesnas.cli.ensemble_cmd import ensemble
 from bayesnas.cli.export_cmd import export
 from bayesnas.cli.listing_cmd import presets_command, spaces_command
+from bayesnas.cli.lookup_cmd import lookup
 from bayesnas.cli.report_cmd import plot, summary
 from bayesnas.cli.sample_cmd import sample
 from bayesnas.cli.search_cmd import search
@@ -28,6 +29,7 @@ COMMANDS = (
     train,
     plot,
     summary,
+    lookup,
     spaces_command,
     presets_command,
 )
