@@ -30,15 +30,16 @@ class EnsembleModel(nn.Module):
     def __init__(self, members: list[nn.Module], weights: list[float]):
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.weights: torch.Tensor
         self.register_buffer(
             "weights", torch.tensor(weights, dtype=torch.float32), persistent=False
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        total = None
+        total = torch.zeros((), device=images.device)
         for index, member in enumerate(self.members):  # unrolled when traced: a fixed set
             term = self.weights[index] * torch.softmax(member(images).float(), 1)
-            total = term if total is None else total + term
+            total = total + term
         return torch.log(total.clamp_min(1e-12))
 
 
@@ -104,7 +105,7 @@ def ensemble_onnx(folder: Path, out: Path | None = None) -> Path:
         raise UserError("the export does not record its input image size")
     example = torch.rand(2, first["subnet"]["in_channels"], size, size)
     data = _with_metadata(
-        _serialise(model, example, "onnx"),
+        _serialise(model, example, "onnx"),  # type: ignore[arg-type]  # ONNX takes any module
         {
             "input": "images [N, C, H, W] as float32 in [0, 1]; each member normalises inside",
             "output": "log of the weighted mean of the members' class probabilities",

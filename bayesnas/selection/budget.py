@@ -78,7 +78,8 @@ def draw_within_budget(
 ) -> BudgetDraws:
     """Up to ``n`` draws within ``budget``; UserError if none fits in MAX_ROUNDS rounds."""
     cost = cost_of(posterior, example)
-    kept_archs, kept_log_q = [], []
+    kept_archs: list[torch.Tensor] = []
+    kept_log_q: list[torch.Tensor] = []
     drawn = 0
     smallest = (float("inf"), float("inf"))
     for round_ in range(MAX_ROUNDS):

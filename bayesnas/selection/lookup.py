@@ -162,7 +162,8 @@ def lookup(run: Path | None, arch: str | None, benchmark: Path, hp: str = "200")
             from_string(arch)
         except ValueError as exc:
             raise UserError(f"--arch is not a NAS-Bench-201 cell: {exc}") from None
-        targets, run_dir = [(arch, "--arch", None)], None
+        targets: list[tuple[str, str, float | None]] = [(arch, "--arch", None)]
+        run_dir = None
     else:
         run_dir = rundir.find_run(run)
         targets = run_architectures(run_dir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -51,9 +52,7 @@ def latency_table(net: SuperNet, image_size: int) -> tuple[float, torch.Tensor] 
         for cell, shape in zip(net.cells(), cell_inputs(net, image), strict=True):
             x = torch.zeros(shape, device=image.device)
             for op in (CONV1, CONV3, POOL):
-                per_op[op] += _median_ms(
-                    lambda c=cell, o=op, x=x: c.apply_op(0, o, x), image.device
-                )
+                per_op[op] += _median_ms(partial(cell.apply_op, 0, op, x), image.device)
     finally:
         net.train(was_training)
     return base, per_op.expand(len(EDGES), len(OPS)).float()
