@@ -12,7 +12,9 @@ from bayesnas.errors import UserError
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
 FLOAT_FIELDS = (
     "lr", "gate_lr", "warmup", "tau", "tau_final", "init_drop", "prior_l2", "val_fraction",
+    "cost_weight",
 )  # fmt: skip
+COSTS = ("flops", "params")  # what the cost-aware prior charges: MFLOPs or M params
 
 
 def check_seed(seed: int) -> None:
@@ -55,6 +57,8 @@ class SearchConfig:
     checkpoint_minutes: float = 10.0  # also checkpoint mid-epoch this often
     sync_bn: bool = False  # under torchrun: BatchNorm statistics of the global batch, not the shard
     preset: str | None = None
+    cost: str | None = None  # cost-aware prior p(arch) ~ exp(-cost_weight * cost): flops | params
+    cost_weight: float = 0.0  # lambda per MFLOP or per M params; 0 (default): the paper's prior
 
     def with_updates(self, **changes: Any) -> SearchConfig:
         """A copy with ``changes`` applied (None values ignored), validated."""
@@ -101,6 +105,13 @@ class SearchConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.cost is not None and self.cost not in COSTS:
+            raise UserError(f"--cost must be one of {', '.join(COSTS)}, got {self.cost!r}")
+        if self.cost_weight < 0 or (self.cost_weight and self.cost is None):
+            raise UserError(
+                f"--cost-weight must be >= 0 and needs --cost {'|'.join(COSTS)}, "
+                f"got {self.cost_weight} with cost {self.cost}"
+            )
         if self.sampler not in ("posterior", "uniform"):
             raise UserError(f"--sampler must be posterior or uniform, got {self.sampler!r}")
         from bayesnas.data import DATASETS
@@ -142,6 +153,12 @@ class SearchConfig:
                     f"{flags[key]} {value} is larger than the {size}-pixel images of "
                     f"{self.dataset}; use at most {size}"
                 )
+
+    def input_size(self) -> int:
+        """Side of the images the network sees in the search (what FLOPs are counted at)."""
+        from bayesnas.data import dataset_info
+
+        return self.image_size or dataset_info(self.dataset).image_size
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

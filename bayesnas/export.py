@@ -93,10 +93,13 @@ class ExportedModel(nn.Module):
 
 
 def load_exported(path: str | Path) -> nn.Module:
-    """The exported model at ``path`` (its folder or architecture.json), in eval mode. It takes
-    images ``[N, C, H, W]`` as uint8 (0..255) or float in [0, 1] and normalises them inside."""
-    description, subnet = _load(Path(path))
-    return _preprocessed(description, subnet)
+    """The exported model at ``path`` (its folder or architecture.json; an ensemble's averaging
+    EnsembleModel), in eval mode. It takes images ``[N, C, H, W]`` as uint8 or float in [0, 1]."""
+    from bayesnas import export_ensemble  # imports this module
+
+    if export_ensemble.is_ensemble(Path(path)):
+        return export_ensemble.load_ensemble(Path(path))
+    return _preprocessed(*_load(Path(path)))
 
 
 def _preprocessed(description: dict[str, Any], subnet: nn.Module) -> ExportedModel:

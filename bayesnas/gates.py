@@ -163,9 +163,19 @@ class GateLayout:
             return BernoulliGate(logits, temperature, hard).to_event(1)
         return CategoricalGate(logits, temperature, hard, shared).to_event(1)
 
-    def prior(self, batch: int, device: torch.device, dtype: torch.dtype) -> TorchDistribution:
-        """The architecture prior: Bernoulli(1/2) keep gates, or uniform over ops (METHOD.md)."""
-        logits = torch.zeros(self.shape, device=device, dtype=dtype)
+    def prior(
+        self,
+        batch: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        logits: torch.Tensor | None = None,
+    ) -> TorchDistribution:
+        """The architecture prior: Bernoulli(1/2) keep gates, or uniform over ops (METHOD.md);
+        with ``logits`` (one per gate element, ``shape``) a cost-aware prior instead."""
+        if logits is None:
+            logits = torch.zeros(self.shape, device=device, dtype=dtype)
+        else:
+            logits = logits.to(device=device, dtype=dtype)
         if self.kind == "bernoulli":
             return BernoulliGate(logits.expand(batch, *self.shape)).to_event(1)
         return CategoricalGate(logits.expand(batch, *self.shape)).to_event(1)

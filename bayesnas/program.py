@@ -16,6 +16,7 @@ from bayesnas.config import SearchConfig
 from bayesnas.guides import VariationalDropoutGuide
 from bayesnas.models import SuperNetModel
 from bayesnas.spaces import SuperNet, create_space
+from bayesnas.spaces.costs import gate_costs
 
 
 class DeviceMeanFieldELBO(TraceMeanField_ELBO):
@@ -73,12 +74,22 @@ class Program:
         """KL(q(arch) || p(arch)) of one architecture draw, the KL term of Eq. 15 times N."""
         device = self.guide.gate_logits.device
         q = self.guide.posterior(1)
-        p = self.net.layout.prior(1, device, torch.float32)
+        p = self.model.arch_prior(1, device)
         return kl_divergence(q, p).sum()
 
     def mode(self) -> torch.Tensor:
         """The most probable architecture under q."""
         return self.net.mode(self.guide.gate_logits.detach())
+
+
+def cost_prior_logits(net: SuperNet, config: SearchConfig) -> torch.Tensor | None:
+    """Logits of p(arch) proportional to exp(-lambda * cost(arch)) per gate element: for a
+    categorical edge -lambda * cost of each op (softmax-normalised by the gate), for a Bernoulli
+    gate the keep-logit -lambda * cost of keeping it. None (the paper's prior) when off."""
+    if config.cost is None or config.cost_weight == 0:
+        return None
+    _, per_gate = gate_costs(net, config.cost, config.input_size())
+    return -config.cost_weight * per_gate
 
 
 def build_program(
@@ -89,7 +100,7 @@ def build_program(
     net = create_space(
         config.space, num_classes=num_classes, in_channels=in_channels, **config.space_options
     )
-    model = SuperNetModel(net, num_data, config.prior_l2)
+    model = SuperNetModel(net, num_data, config.prior_l2, cost_prior_logits(net, config))
     guide = VariationalDropoutGuide(
         net.layout, net.init_gate_logits(config.init_drop), num_data, config.tau
     )

@@ -67,6 +67,8 @@ STEPS, SAMPLES = "steps.jsonl", "samples.jsonl"
 # what a search, `sample` and `plot` write into a run directory (``--force`` removes these)
 RUN_FILES = {CONFIG, METRICS, CHECKPOINT, POSTERIOR, STEPS, SAMPLES, ".lock"}
 RUN_FOLDERS = {"export", "plots", ".export-staging"}
+RUN_FILES |= {"ensemble.json", "lookup.json"}  # `bayesnas ensemble` and `bayesnas lookup`
+RUN_FOLDERS |= {"export-ensemble", ".export-ensemble-staging"}  # `export --ensemble`
 
 
 def versions(device: torch.device) -> dict[str, str]:

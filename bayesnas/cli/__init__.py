@@ -12,15 +12,28 @@ import sys
 
 import click
 
+from bayesnas.cli.ensemble_cmd import ensemble
 from bayesnas.cli.export_cmd import export
 from bayesnas.cli.listing_cmd import presets_command, spaces_command
+from bayesnas.cli.lookup_cmd import lookup
 from bayesnas.cli.report_cmd import plot, summary
 from bayesnas.cli.sample_cmd import sample
 from bayesnas.cli.search_cmd import search
 from bayesnas.cli.train_cmd import train
 from bayesnas.errors import Interrupted, UserError
 
-COMMANDS = (search, sample, export, train, plot, summary, spaces_command, presets_command)
+COMMANDS = (
+    search,
+    sample,
+    ensemble,
+    export,
+    train,
+    plot,
+    summary,
+    lookup,
+    spaces_command,
+    presets_command,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

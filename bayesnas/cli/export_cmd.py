@@ -22,10 +22,26 @@ from bayesnas.errors import UserError
     "--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Output file [in export/rank-K/].")
-def export(run: Path | None, rank: int, fmt: str, out: Path | None) -> None:
-    """Write a deployable ONNX or TorchScript file of an exported candidate."""
+@click.option(
+    "--ensemble",
+    is_flag=True,
+    help="Export the run's ensemble (from `bayesnas ensemble`) to export-ensemble/: its members' "
+    "smaller networks and one ONNX model averaging their probabilities.",
+)
+def export(run: Path | None, rank: int, fmt: str, out: Path | None, ensemble: bool) -> None:
+    """Write a deployable ONNX or TorchScript file of an exported candidate or the ensemble."""
     from bayesnas.export import export_deployable
     from bayesnas.rundir import find_run
+
+    if ensemble:
+        from bayesnas.export_ensemble import ensemble_onnx
+        from bayesnas.selection.ensemble_export import export_ensemble
+
+        if fmt != "onnx":
+            raise UserError("--ensemble exports ONNX only; drop --format or pass --format onnx")
+        folder = export_ensemble(run)
+        click.echo(f"members exported under {folder}; wrote {ensemble_onnx(folder, out)}")
+        return
 
     folder = find_run(run) / "export" / f"rank-{rank}"
     if not folder.is_dir():

@@ -67,6 +67,7 @@ def document_defaults(command: click.Command) -> None:
         "workers": "min(8, CPUs)",
         "image_size": "224",
         "device": "auto (cuda if present)",
+        "cost": "off (the paper's flat prior)",
     }
     for param in command.params:
         name = param.name

@@ -55,6 +55,17 @@ from bayesnas.cli.options import SEED
     show_default=True,
     help="Seed of the draws: the same seed draws the same architectures.",
 )
+@click.option(
+    "--max-params",
+    type=float,
+    help="Keep only draws whose exported network has at most this many M parameters; others "
+    "are rejected and redrawn (at most 20 x n draws).",
+)
+@click.option(
+    "--max-flops",
+    type=float,
+    help="Keep only draws of at most this many MFLOPs per image (rejected ones are redrawn).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option(
     "--progress/--no-progress",
@@ -71,9 +82,16 @@ def sample(**opts) -> None:
     if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 alone reports
         return
     click.echo(_table(rows))
+    drawn = sum(r["draws"] for r in rows)
     click.echo(
-        f"{len(rows)} distinct of {opts['n']} draws; rows appended to {run_dir / 'samples.jsonl'}"
+        f"{len(rows)} distinct of {drawn} draws; rows appended to {run_dir / 'samples.jsonl'}"
     )
+    if rows and "budget_rejected" in rows[0]:
+        click.echo(
+            f"budget: {rows[0]['budget_rejected']} of {rows[0]['budget_drawn']} draws rejected "
+            "as over it"
+        )
+    click.echo("front: on the Pareto front of validation accuracy against F = FLOPs, P = params")
     top_k = rows[0]["top_k"] if rows else 0
     if top_k:
         click.echo(f"top {min(top_k, len(rows))} exported under {run_dir / 'export'}")
@@ -81,14 +99,19 @@ def sample(**opts) -> None:
 
 def _table(rows: list[dict]) -> str:
     """The ranked candidates as an aligned text table."""
+    latency = bool(rows) and "latency_ms_est" in rows[0]
     head = (
         f"{'rank':>4} {'val acc':>8} {'val NLL':>8} {'params M':>9} {'FLOPs M':>9} "
-        f"{'log q':>8} {'draws':>5}  architecture"
+        + (f"{'~ms est':>8} " if latency else "")
+        + f"{'log q':>8} {'draws':>5} {'front':>5}  architecture"
     )
     lines = [head]
     for r in rows:
+        front = ("F" if r.get("pareto_flops") else "") + ("P" if r.get("pareto_params") else "")
         lines.append(
             f"{r['rank']:>4} {r['val_acc']:>8.2%} {r['val_nll']:>8.4f} {r['params_m']:>9.3f} "
-            f"{r['mflops']:>9.2f} {r['log_q']:>8.2f} {r['draws']:>5}  {r['architecture']}"
+            f"{r['mflops']:>9.2f} "
+            + (f"{r['latency_ms_est']:>8.3f} " if latency else "")
+            + f"{r['log_q']:>8.2f} {r['draws']:>5} {front:>5}  {r['architecture']}"
         )
     return "\n".join(lines)

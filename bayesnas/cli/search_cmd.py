@@ -82,6 +82,18 @@ from bayesnas.errors import UserError
     help="Precision l^2 of the Gaussian weight prior (the paper's l2).",
 )
 @click.option("--kl-n", type=POSITIVE_INT, help="N of Eq. 15 (the KL's scale).")
+@click.option(
+    "--cost",
+    type=click.Choice(["flops", "params"]),
+    help="Cost-aware architecture prior p(arch) ~ exp(-LAMBDA * cost), cost in MFLOPs or "
+    "M params (needs --cost-weight).",
+)
+@click.option(
+    "--cost-weight",
+    type=float,
+    help="LAMBDA of the cost-aware prior, per MFLOP or per M params; the KL is scaled by 1/N, "
+    "so it matters at about N x the per-image NLL gain of a cost unit.",
+)
 @click.option("--seed", type=SEED, help="Seed of initialisation, data order and gate noise.")
 @click.option("--device", help="auto | cpu | cuda | cuda:N.")
 @click.option(

@@ -3,6 +3,8 @@
 Written so that (1/N) x the negative ELBO under the variational-dropout guide is the paper's
 Eq. 15 (METHOD.md): the gate site and the gated weight prior sit in ``poutine.scale(1/N)``
 inside the subsampled data plate, so both are counted once per data set of size N.
+The architecture prior is the paper's flat one, or (``--cost``) p(arch) proportional to
+exp(-lambda * cost(arch)) with an additive cost (``spaces/costs.py``), which factorises per gate.
 """
 
 from __future__ import annotations
@@ -30,12 +32,25 @@ class SuperNetModel(nn.Module):
     (docs/benchmarks.md); the weights are point estimates, so nothing is gained by that.
     """
 
-    def __init__(self, net: SuperNet, num_data: int, prior_l2: float):
+    def __init__(
+        self,
+        net: SuperNet,
+        num_data: int,
+        prior_l2: float,
+        prior_logits: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.net = net
         self.num_data = int(num_data)
         self.prior_l2 = float(prior_l2)
         self.last_logits: torch.Tensor | None = None  # latest forward's logits, for train accuracy
+        # the cost-aware prior's logits per gate element (-lambda * cost); None: the paper's
+        self.prior_logits: torch.Tensor | None
+        self.register_buffer("prior_logits", prior_logits, persistent=False)
+
+    def arch_prior(self, batch: int, device: torch.device) -> dist.TorchDistribution:
+        """p(architecture) for ``batch`` draws: the paper's flat prior, or the cost-aware one."""
+        return self.net.layout.prior(batch, device, torch.float32, self.prior_logits)
 
     def forward(
         self,
@@ -48,8 +63,7 @@ class SuperNetModel(nn.Module):
         subsample = torch.arange(batch, device=device)
         with pyro.plate("data", self.num_data, subsample=subsample):
             with poutine.scale(scale=1.0 / self.num_data):
-                prior = self.net.layout.prior(batch, device, torch.float32)
-                gates = pyro.sample(ARCH_SITE, prior)
+                gates = pyro.sample(ARCH_SITE, self.arch_prior(batch, device))
                 if images is None:
                     return gates
                 sq_norms = self.net.gated_sq_norms().flatten()

@@ -8,6 +8,7 @@ from matplotlib.ticker import MaxNLocator
 
 from bayesnas.report.series import Row, best_of_k, top_k
 from bayesnas.report.style import new_figure
+from bayesnas.spaces.costs import pareto_front
 
 SAMPLER_COLORS = {"posterior": "C0", "uniform": "C1", "fixed-dropout": "C2"}
 SAMPLER_LINES = {"posterior": "-", "uniform": "--", "fixed-dropout": ":"}  # overlaps stay visible
@@ -85,6 +86,7 @@ def cost_figure(calls: dict[str, list[Row]]) -> Figure:
                 linewidths=1.2,
                 label=f"{sampler}: top {k} (exported)" if k else "_nolegend_",
             )
+        _pareto_line(ax, [r for rows in calls.values() for r in rows], key)
         ax.scatter(
             best[key],
             100 * best["val_acc"],
@@ -101,3 +103,11 @@ def cost_figure(calls: dict[str, list[Row]]) -> Figure:
     axes[0].set_ylabel("validation accuracy (%)")
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig
+
+
+def _pareto_line(ax, rows: list[Row], key: str) -> None:
+    """The Pareto front of validation accuracy against ``key`` over every candidate shown."""
+    front = pareto_front([r["val_acc"] for r in rows], [r[key] for r in rows])
+    points = sorted((r[key], 100 * r["val_acc"]) for r, on in zip(rows, front, strict=True) if on)
+    xs, ys = zip(*points, strict=True)
+    ax.step(xs, ys, where="post", color="0.3", lw=1, ls="--", zorder=1, label="Pareto front")

@@ -16,6 +16,7 @@ from bayesnas import rundir
 from bayesnas.errors import UserError
 from bayesnas.report import figures
 from bayesnas.report.architecture import architecture_figure
+from bayesnas.report.ensemble import ensemble_figures
 from bayesnas.report.run import Row, RunData, latest_calls, load_run, top_candidate
 from bayesnas.report.summary import summary, summary_rows
 from bayesnas.rundir import SAMPLES, find_run
@@ -70,13 +71,17 @@ def _figures(run: RunData, calls: dict[str, list[Row]]) -> list[tuple[str, str, 
         )
         made.append(("04-samples", "Sampled candidates", caption, figures.samples_figure(calls)))
         tops = ", ".join(f"top {figures.top_k(rows)} ({s})" for s, rows in calls.items())
-        caption = f"validation accuracy vs cost; filled: the exported {tops}; star: top-1"
+        caption = (
+            f"validation accuracy vs cost (dashed: Pareto front); filled: the exported {tops}; "
+            "star: top-1"
+        )
         made.append(("05-cost", "Accuracy vs cost", caption, figures.cost_figure(calls)))
     best = top_candidate(calls)
     arch = architecture_figure(run, best)
     if arch is not None:
         title = "Top-1 architecture" if best else "Posterior-mode architecture"
         made.append(("06-architecture", title, arch[1], arch[0]))
+    made.extend(ensemble_figures(run.run_dir))
     return made
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,27 @@ def summary(run_dir: Path, run: RunData | None = None) -> dict[str, Any]:
             for s, rows in calls.items()
         },
         "notes": run.notes,
+        "lookup": _lookup_line(Path(run_dir)),
     }
+
+
+def _lookup_line(run_dir: Path) -> str | None:
+    """The first row of lookup.json (`bayesnas lookup`), with its file, version and schedule."""
+    try:
+        first = json.loads((run_dir / "lookup.json").read_text())["rows"][0]
+        values = [
+            f"{name} {first[key]:.2f}%"
+            for key, name in (
+                ("cifar10_test", "CIFAR-10 test"),
+                ("cifar100_test", "CIFAR-100 test"),
+                ("imagenet16_test", "ImageNet16-120 test"),
+            )
+            if isinstance(first.get(key), (int, float))
+        ]
+        where = f"{first['file']}, {first['version']}, hp {first['hp']}"
+        return f"{first['source']} {first['architecture']}: {', '.join(values)} ({where})"
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
@@ -108,6 +129,8 @@ def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{s['distinct']} distinct of {s['draws']} draws, best {s['best_val_acc']:.2%}",
             )
         )
+    if info.get("lookup"):
+        rows.append(("benchmark lookup", info["lookup"]))
     return rows
 
 

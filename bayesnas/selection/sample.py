@@ -24,6 +24,8 @@ from bayesnas.config import check_seed
 from bayesnas.data import first_images, search_data
 from bayesnas.distributed import from_env
 from bayesnas.errors import UserError
+from bayesnas.selection.budget import Budget, draw_within_budget
+from bayesnas.selection.costs import with_costs
 from bayesnas.selection.posterior import SAMPLERS, Posterior, draw_architectures, load_posterior
 from bayesnas.selection.rank import (
     Candidate,
@@ -53,6 +55,8 @@ class SampleConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    max_params: float | None = None  # budget in M params of the exact sub-network (None: none)
+    max_flops: float | None = None  # budget in MFLOPs per image (None: none)
 
     def validated(self) -> SampleConfig:
         if self.n < 1:
@@ -74,6 +78,9 @@ class SampleConfig:
         check_seed(self.seed)
         if self.batch_size < 1 or (self.val_size is not None and self.val_size < 1):
             raise UserError("--batch-size and --val-size must be at least 1")
+        for name, value in (("--max-params", self.max_params), ("--max-flops", self.max_flops)):
+            if value is not None and not value > 0:
+                raise UserError(f"{name} must be > 0 (millions), got {value}")
         return self
 
 
@@ -160,9 +167,18 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
     dist, device = from_env(config.device)  # under torchrun: the candidates split over ranks
     posterior = load_posterior(run_dir, device)
     val_batches, train_batches = _data(posterior, device, config)
-    archs, log_q = draw_architectures(
-        posterior, config.n, config.sampler, config.seed, config.drop_rate
-    )
+    budget = Budget(config.max_params, config.max_flops)
+    drawn = None
+    if budget.active:
+        example = next(iter(val_batches()))[0]
+        drawn = draw_within_budget(
+            posterior, config.n, config.sampler, config.seed, config.drop_rate, budget, example
+        )
+        archs, log_q = drawn.archs, drawn.log_q
+    else:
+        archs, log_q = draw_architectures(
+            posterior, config.n, config.sampler, config.seed, config.drop_rate
+        )
     net = posterior.program.net
     candidates = distinct(net, archs, log_q)
     with tqdm(
@@ -182,7 +198,7 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
             progress=bar.update,
         )
     ranked = sorted(candidates, key=lambda c: (-c.metrics["val_acc"], c.metrics["val_nll"]))
-    rows = _rows(posterior, ranked, config)
+    rows = with_costs(posterior, _rows(posterior, ranked, config), budget, drawn)
     if not dist.main:  # rank 0 alone writes, once
         return run_dir, rows
     rundir.write_json(
@@ -193,7 +209,7 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
             "bn": config.bn,
             "n": config.n,
             "curve": best_of_k(
-                ((min(c.draws), c.metrics["val_acc"]) for c in candidates), config.n
+                ((min(c.draws), c.metrics["val_acc"]) for c in candidates), len(archs)
             ),
         },
     )

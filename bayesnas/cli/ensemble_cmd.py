@@ -1,0 +1,90 @@
+"""`bayesnas ensemble`: average the class probabilities of K (architecture, weights) pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bayesnas.cli.options import POSITIVE_INT, SEED
+
+
+@click.command()
+@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+@click.option(
+    "--members", type=POSITIVE_INT, default=5, show_default=True, help="K, the ensemble's size."
+)
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(["samples", "posterior"]),
+    default="samples",
+    show_default=True,
+    help="samples: the top-K distinct candidates of samples.jsonl by validation accuracy; "
+    "posterior: K fresh draws from q (the Monte Carlo posterior predictive).",
+)
+@click.option(
+    "--weights",
+    type=click.Choice(["uniform", "posterior"]),
+    default="uniform",
+    show_default=True,
+    help="uniform: 1/K per member (per draw); posterior: q(architecture) normalised over the "
+    "distinct members.",
+)
+@click.option(
+    "--bn",
+    type=click.Choice(["stats", "recalibrate"]),
+    default="stats",
+    show_default=True,
+    help="stats: the super-network's BatchNorm statistics; recalibrate: re-estimate them per "
+    "member on training batches.",
+)
+@click.option(
+    "--test",
+    is_flag=True,
+    help="Also score the test split (read only here and by `train`; never by a search).",
+)
+@click.option(
+    "--batch-size", type=POSITIVE_INT, default=256, show_default=True, help="Images per batch."
+)
+@click.option(
+    "--val-size", type=POSITIVE_INT, help="Score on the first this-many validation images."
+)
+@click.option(
+    "--seed", type=SEED, default=0, show_default=True, help="Seed of the --from posterior draws."
+)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar."
+)
+def ensemble(**opts: Any) -> None:
+    """Average the predicted probabilities of K sampled sub-networks (Bayesian model averaging)."""
+    from bayesnas.selection.ensemble import ENSEMBLE, EnsembleConfig
+    from bayesnas.selection.ensemble import ensemble as run_ensemble
+
+    run_dir, report = run_ensemble(EnsembleConfig(**opts))
+    click.echo(ensemble_table(report))
+    click.echo(f"written to {run_dir / ENSEMBLE}")
+
+
+def ensemble_table(report: dict[str, Any]) -> str:
+    """Accuracy, NLL, Brier and ECE of the ensemble, its best member and the mode, per split."""
+    k, best = report["members"], report["best_member"] + 1
+    lines = [
+        f"ensemble of {k} from {report['source']}, {report['weights']} weights, BN {report['bn']}",
+        f"{'split':<5} {'model':<24} {'accuracy':>9} {'NLL':>8} {'Brier':>8} {'ECE':>8}",
+    ]
+    names = {
+        "ensemble": f"ensemble (K={k})",
+        "best_member": f"best member (#{best})",
+        "mode": "posterior mode",
+    }
+    for split, data in report["splits"].items():
+        for key, name in names.items():
+            m = data[key]
+            lines.append(
+                f"{split:<5} {name:<24} {m['accuracy']:>9.2%} {m['nll']:>8.4f} "
+                f"{m['brier']:>8.4f} {m['ece']:>8.4f}"
+            )
+    return "\n".join(lines)
