@@ -50,8 +50,11 @@ def main() -> None:
     for r in rows:
         ax.annotate(f"λ={r['lambda']:g}", (r["mflops"], 100 * r["val_acc"]), fontsize=8,
                     xytext=(4, 4), textcoords="offset points")  # fmt: skip
-    ax.set(xlabel="MFLOPs per image of the mode's exact network", ylabel="validation accuracy (%), zoomed",
-           title="Cost-aware prior: what each λ finds (one seed each)")  # fmt: skip
+    ax.set(
+        xlabel="MFLOPs per image of the mode's exact network",
+        ylabel="validation accuracy (%), zoomed",
+        title="Cost-aware prior: what each λ finds (one seed each)",
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out)
 
