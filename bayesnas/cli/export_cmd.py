@@ -34,7 +34,7 @@ def export(run: Path | None, rank: int, fmt: str, out: Path | None, ensemble: bo
     from bayesnas.rundir import find_run
 
     if ensemble:
-        from bayesnas.export_ensemble import ensemble_onnx
+        from bayesnas.export.ensemble import ensemble_onnx
         from bayesnas.selection.ensemble_export import export_ensemble
 
         if fmt != "onnx":

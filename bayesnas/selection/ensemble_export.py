@@ -15,7 +15,7 @@ from bayesnas import rundir
 from bayesnas.device import resolve_device
 from bayesnas.errors import UserError
 from bayesnas.export import export_candidate
-from bayesnas.export_ensemble import write_members_file
+from bayesnas.export.ensemble import write_members_file
 from bayesnas.selection.ensemble import ENSEMBLE
 from bayesnas.selection.posterior import load_posterior
 from bayesnas.selection.rank import batchnorm_for

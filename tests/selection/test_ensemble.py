@@ -153,7 +153,7 @@ def test_export_ensemble_loads_as_the_average_and_as_onnx(sampled, capsys, tmp_p
     import onnxruntime
 
     from bayesnas.export import load_exported
-    from bayesnas.export_ensemble import EnsembleModel
+    from bayesnas.export.ensemble import EnsembleModel
 
     code, _, err = cli(capsys, "ensemble", "--run", sampled, "--members", "2", "--no-progress")
     assert code == 0, err

@@ -18,7 +18,8 @@ from torch import nn
 
 from bayesnas import __version__, rundir
 from bayesnas.errors import UserError
-from bayesnas.export import _serialise, _with_metadata, load_exported, read_export
+from bayesnas.export.candidate import load_exported, read_export
+from bayesnas.export.deploy import serialise, with_metadata
 
 MEMBERS = "members.json"
 FORMAT = 1
@@ -104,8 +105,8 @@ def ensemble_onnx(folder: Path, out: Path | None = None) -> Path:
     if not isinstance(size, int) or size < 1:
         raise UserError("the export does not record its input image size")
     example = torch.rand(2, first["subnet"]["in_channels"], size, size)
-    data = _with_metadata(
-        _serialise(model, example, "onnx"),  # type: ignore[arg-type]  # ONNX takes any module
+    data = with_metadata(
+        serialise(model, example, "onnx"),  # type: ignore[arg-type]  # ONNX takes any module
         {
             "input": "images [N, C, H, W] as float32 in [0, 1]; each member normalises inside",
             "output": "log of the weighted mean of the members' class probabilities",

@@ -1,4 +1,4 @@
-"""Exported candidates: one architecture as a standalone sub-network, loadable without the search.
+"""An exported candidate: one architecture as a standalone sub-network, loadable without the search.
 
 An export folder holds ``architecture.json`` (space, architecture, sub-network spec, input
 normalisation), ``weights.safetensors`` (only the kept weights) and ``metrics.json``;
@@ -12,9 +12,7 @@ its ``metadata_props``.
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +32,6 @@ INPUT = (
     "uint8 / 255); the model normalises them inside with the training data's mean and std"
 )
 ARCHITECTURE, WEIGHTS, METRICS = "architecture.json", "weights.safetensors", "metrics.json"
-DEPLOY_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
-ONNX_OPSET = 17
 
 
 def export_candidate(
@@ -79,8 +75,9 @@ class ExportedModel(nn.Module):
     def __init__(self, net: nn.Module, mean: list[float], std: list[float]):
         super().__init__()
         self.net = net
-        stats = {"mean": mean, "std": std}
-        for name, values in stats.items():  # not in the state dict: the weights stay the net's
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        for name, values in (("mean", mean), ("std", std)):  # not in the state dict
             tensor = torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
             self.register_buffer(name, tensor, persistent=False)
 
@@ -95,14 +92,14 @@ class ExportedModel(nn.Module):
 def load_exported(path: str | Path) -> nn.Module:
     """The exported model at ``path`` (its folder or architecture.json; an ensemble's averaging
     EnsembleModel), in eval mode. It takes images ``[N, C, H, W]`` as uint8 or float in [0, 1]."""
-    from bayesnas import export_ensemble  # imports this module
+    from bayesnas.export import ensemble as export_ensemble  # it imports this module
 
     if export_ensemble.is_ensemble(Path(path)):
         return export_ensemble.load_ensemble(Path(path))
-    return _preprocessed(*_load(Path(path)))
+    return preprocessed(*load_description(Path(path)))
 
 
-def _preprocessed(description: dict[str, Any], subnet: nn.Module) -> ExportedModel:
+def preprocessed(description: dict[str, Any], subnet: nn.Module) -> ExportedModel:
     """``subnet`` behind the normalisation recorded in the export (none if it records none)."""
     data = description.get("dataset")
     data = data if isinstance(data, dict) else {}
@@ -124,7 +121,7 @@ def _preprocessed(description: dict[str, Any], subnet: nn.Module) -> ExportedMod
 
 def read_export(path: str | Path) -> tuple[dict[str, Any], nn.Module]:
     """The export's description (its architecture.json) and its sub-network, in eval mode."""
-    return _load(Path(path))
+    return load_description(Path(path))
 
 
 def write_trained(
@@ -158,96 +155,14 @@ def write_trained(
     return out_dir
 
 
-def export_deployable(
-    export_dir: Path, fmt: str, out: Path | None = None, image_size: int | None = None
-) -> Path:
-    """Write an export as ONNX or TorchScript (dynamic batch) for serving without bayesnas."""
-    if fmt not in DEPLOY_FILES:
-        raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(DEPLOY_FILES)}")
-    description, subnet = _load(Path(export_dir))
-    size = image_size or _image_size(description)
-    example = torch.rand(2, description["subnet"]["in_channels"], size, size)  # in [0, 1]
-    out = Path(out) if out is not None else _folder(Path(export_dir)) / DEPLOY_FILES[fmt]
-    model = _preprocessed(description, subnet)
-    data = _serialise(model, example, fmt)
-    if fmt == "onnx":
-        data = _with_metadata(data, _metadata(description, size))
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        rundir.atomic_write_bytes(out, lambda f: f.write(data))
-    except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
-    return out
-
-
-def _serialise(model: ExportedModel, example: torch.Tensor, fmt: str) -> bytes:
-    """The ONNX or TorchScript file of ``model``, traced on ``example`` with a dynamic batch
-    (TorchScript: the sub-network traced, its input normalisation scripted, so that it takes
-    uint8 and float images alike; ONNX: float32 images in [0, 1])."""
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        if fmt == "onnx":  # the TorchScript-based exporter: fast, and enough for these graphs
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.filterwarnings("ignore", "Constant folding", UserWarning)  # strided slices
-            torch.onnx.export(
-                model,
-                (example,),
-                buffer,
-                input_names=["images"],
-                output_names=["logits"],
-                dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-                opset_version=ONNX_OPSET,
-                dynamo=False,
-            )
-        else:
-            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still asked
-            mean, std = model.mean.flatten().tolist(), model.std.flatten().tolist()
-            traced = torch.jit.trace(model.net, (example - model.mean) / model.std)
-            torch.jit.save(torch.jit.script(ExportedModel(traced, mean, std)), buffer)
-    return buffer.getvalue()
-
-
-def _metadata(description: dict[str, Any], size: int) -> dict[str, str]:
-    """What a user of the ONNX file needs to know, as its metadata_props."""
-    data = description.get("dataset") or {}
-    channels = description["subnet"].get("in_channels", 3)
-    return {
-        "input": "images [N, C, H, W] as float32 in [0, 1] (uint8 images divided by 255); "
-        "the model normalises them inside with the training data's mean and std",
-        "input_dtype": "float32",
-        "input_range": "[0, 1]",
-        "input_layout": f"NCHW, C = {channels}, H = W = {size}",
-        "normalisation": "(x - mean) / std per channel, applied inside the model",
-        "mean": json.dumps(data.get("mean") or [0.0] * channels),
-        "std": json.dumps(data.get("std") or [1.0] * channels),
-        "dataset": str(data.get("name", "unknown")),
-        "architecture": str(description.get("architecture", "")),
-        "space": str(description.get("space", "")),
-        "bayesnas_version": __version__,
-    }
-
-
-def _with_metadata(data: bytes, props: dict[str, str]) -> bytes:
-    """The ONNX model ``data`` with ``props`` in its metadata_props and doc string."""
-    try:
-        import onnx
-    except ImportError:
-        raise UserError("ONNX export needs the onnx package: python3 -m pip install onnx") from None
-    proto = onnx.load_from_string(data)
-    for key, value in props.items():
-        proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = f"bayesnas export. Input: {props['input']}."
-    return proto.SerializeToString()
-
-
-def _folder(path: Path) -> Path:
+def export_folder(path: Path) -> Path:
     """The export folder of a path to it or to one of its files."""
     return path.parent if path.is_file() else path
 
 
-def _load(path: Path) -> tuple[dict[str, Any], nn.Module]:
+def load_description(path: Path) -> tuple[dict[str, Any], nn.Module]:
     """The export's description and its sub-network with weights; UserError on any defect."""
-    folder = _folder(path)
+    folder = export_folder(path)
     file, weights = folder / ARCHITECTURE, folder / WEIGHTS
     if not file.is_file():
         raise UserError(f"{path} is not a bayesnas export: {file} does not exist")
@@ -292,7 +207,7 @@ def _with_input_facts(dataset: dict[str, Any]) -> dict[str, Any]:
     return {**standard, **dataset}
 
 
-def _image_size(description: dict[str, Any]) -> int:
+def recorded_image_size(description: dict[str, Any]) -> int:
     """The input image size recorded with the export."""
     size = (description.get("dataset") or {}).get("image_size")
     if not isinstance(size, int) or size < 1:
