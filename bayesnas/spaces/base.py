@@ -112,7 +112,8 @@ class Space:
       from a JSON spec as ``cls(**config, **cls.kept(net, arch))`` and filled by
       ``weights_from(net)`` (None: the space cannot be exported).
     - ``figure``: the architecture figure of the report: "cell" (a NAS-Bench-201-style cell),
-      "widths" (channels kept per block and branch), or None (the architecture as text).
+      "widths" (channels kept per block and branch), "genotype" (a DARTS genotype's normal and
+      reduction cells), or None (the architecture as text).
     - ``sample_defect(row)``: what is wrong with a samples.jsonl row of this space (None: fine).
     """
 
