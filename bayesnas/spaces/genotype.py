@@ -145,6 +145,8 @@ def parse_genotype(text: str) -> Genotype:
     """The genotype written in DARTS's notation; ValueError names the first defect."""
     if not isinstance(text, str) or len(text) > MAX_LENGTH:
         raise ValueError(f"a genotype is a string of at most {MAX_LENGTH} characters")
+    if not text.strip().startswith("Genotype("):
+        raise ValueError("a genotype starts with 'Genotype(' (DARTS's notation)")
     fields = _Parser(text).genotype()
     wanted = ("normal", "normal_concat", "reduce", "reduce_concat")
     unknown = sorted(set(fields) - set(wanted))
