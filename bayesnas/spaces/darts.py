@@ -300,4 +300,22 @@ SPACE = Space(
     subnet=_subnet,
     figure="genotype",
     sample_defect=_sample_defect,
+    presets={
+        # a few CPU minutes (measured in docs/benchmarks.md): 5 cells at C=4 on 2k images; the
+        # warm-up trains one path per batch, then q learns from the relaxed mixture
+        "quick": {
+            "space_options": {"channels": 4, "cells": 5},
+            "epochs": 2,
+            "batch_size": 64,
+            "lr": 0.05,
+            "warmup": 0.5,
+            "warmup_draws": "batch",
+            "tau_final": 0.3,
+            "train_size": 2048,
+            "val_size": 1024,
+            "eval_size": 1024,
+        },
+        # DARTS's search setting: 8 cells, C=16, 50 epochs, batch 64, 25k/25k CIFAR-10
+        "bench": {"space_options": {"channels": 16, "cells": 8}},
+    },
 )
