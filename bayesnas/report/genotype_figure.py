@@ -23,11 +23,19 @@ TITLES = {"normal": "normal cell", "reduce": "reduction cell (stride 2 on edges 
 
 def _positions() -> dict[int, tuple[float, float]]:
     """Node -> (x, y): the two cell inputs left, intermediate nodes zigzag, the output right."""
-    places = {0: (0.0, 1.6), 1: (0.0, -1.6)}
+    places = {0: (0.0, 2.4), 1: (0.0, -2.4)}
     for node in range(NODES):
-        places[node + 2] = (2.6 + 2.4 * node, 1.0 if node % 2 == 0 else -1.0)
-    places[NODES + 2] = (2.6 + 2.4 * NODES, 0.0)
+        places[node + 2] = (3.0 + 2.6 * node, 1.5 if node % 2 == 0 else -1.5)
+    places[NODES + 2] = (3.0 + 2.6 * NODES, 0.0)
     return places
+
+
+def _on_arc(start, end, rad: float, t: float) -> tuple[float, float]:
+    """The point at ``t`` of matplotlib's arc3 curve from ``start`` to ``end``."""
+    (x1, y1), (x2, y2) = start, end
+    cx, cy = (x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1)
+    u = 1 - t
+    return u * u * x1 + 2 * t * u * cx + t * t * x2, u * u * y1 + 2 * t * u * cy + t * t * y2
 
 
 def _draw_cell(
@@ -64,11 +72,10 @@ def _draw_cell(
         text = op
         if probs is not None:
             text += f"\nq = {probs[f'{kind} {to}<-{src}'][op]:.2f}"
-        mid_x = (x1 + x2) / 2 + rad * (y2 - y1) / 2
-        mid_y = (y1 + y2) / 2 - rad * (x2 - x1) / 2
+        label_x, label_y = _on_arc(places[src], places[to], rad, 0.45 if index % 2 else 0.62)
         ax.text(
-            mid_x,
-            mid_y,
+            label_x,
+            label_y,
             text,
             ha="center",
             va="center",
@@ -90,7 +97,7 @@ def _draw_cell(
             )
         )
     ax.set_xlim(-0.8, places[NODES + 2][0] + 0.8)
-    ax.set_ylim(-2.6, 2.6)
+    ax.set_ylim(-3.0, 3.0)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(TITLES[kind], fontsize=10)
@@ -101,7 +108,7 @@ def genotype_figure(
 ) -> Figure:
     """Both cells, each op on its edge (q: posterior probability of that op on that edge);
     dashed grey: the nodes concatenated into the cell's output."""
-    fig = new_figure(12, 7.6)
+    fig = new_figure(12, 8.6)
     for ax, kind in zip(fig.subplots(2, 1), CELL_KINDS, strict=True):
         _draw_cell(ax, genotype, kind, probs)
     fig.suptitle(title)
