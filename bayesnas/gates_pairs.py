@@ -97,10 +97,12 @@ class PairGate(TorchDistribution):
     def _on_device(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         return [t.to(self.logits.device, self.logits.dtype) for t in tensors]
 
-    def rsample(self, sample_shape: torch.Size = _SCALAR) -> torch.Tensor:
+    def rsample(
+        self, sample_shape: torch.Size | list[int] | tuple[int, ...] = _SCALAR
+    ) -> torch.Tensor:
         """Relaxed draws per example; exact with ``hard`` (with ``shared``: one exact draw for
         the whole leading dimension, whose rows each still follow q)."""
-        shape = self._extended_shape(sample_shape)
+        shape = self._extended_shape(torch.Size(sample_shape))
         logits = self.logits.expand(shape)
         if self.hard and self.shared:
             return PairGate(logits[:1], self.structure, hard=True).rsample().expand(shape)
@@ -120,11 +122,15 @@ class PairGate(TorchDistribution):
         keep = torch.cat([p.to(m.dtype) @ m for p, m in zip(pairs, incidence, strict=True)], -1)
         return torch.cat([(1 - keep).unsqueeze(-1), keep.unsqueeze(-1) * ops], -1)
 
-    def sample(self, sample_shape: torch.Size = _SCALAR) -> torch.Tensor:
+    def sample(
+        self, sample_shape: torch.Size | list[int] | tuple[int, ...] = _SCALAR
+    ) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
 
-    def expand(self, batch_shape: torch.Size, _instance=None) -> PairGate:
+    def expand(
+        self, batch_shape: torch.Size | list[int] | tuple[int, ...], _instance=None
+    ) -> PairGate:
         shape = torch.Size(batch_shape) + self.event_shape
         return PairGate(
             self.logits.expand(shape), self.structure, self.temperature, self.hard, self.shared

@@ -61,6 +61,8 @@ def run_train(
     if resume and not (run_dir / rundir.CONFIG).is_file():
         raise UserError(f"{run_dir} is not a bayesnas run (no {rundir.CONFIG}); nothing to resume")
     if not resume:
+        if config is None:
+            raise ValueError("run_train needs a config unless it resumes")
         trainer = Trainer(config, run_dir, progress)  # loads data and network before any write
         rundir.create(run_dir)
     with rundir.locked(run_dir):
@@ -68,7 +70,10 @@ def run_train(
             trainer = _resumed(run_dir, progress, device)
         else:
             rundir.check_fresh(run_dir, force)
-            payload = {"config": config.to_json(), "versions": rundir.versions(trainer.device)}
+            payload = {
+                "config": trainer.config.to_json(),
+                "versions": rundir.versions(trainer.device),
+            }
             rundir.write_json(run_dir / rundir.CONFIG, {"command": "train", **payload})
         if announce is not None:
             announce(run_dir)

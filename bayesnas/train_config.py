@@ -176,6 +176,7 @@ def resolve_config(
         fields = arch_fields(arch, size, dataset_info(dataset))
         source = {"run": str(run), "rank": None, "export": None} if run is not None else None
     else:
+        assert run is not None  # found above when no --arch was given
         fields, source = export_fields(run, rank or 1, dataset, fine_tune)
         dataset = fields.pop("dataset")
     if dataset == "imagenet":

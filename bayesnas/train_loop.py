@@ -12,7 +12,7 @@ import math
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyro
 import torch
@@ -144,7 +144,7 @@ class Trainer:
     def _run_epoch(self, bar: tqdm) -> None:
         c = self.config
         if hasattr(self.model, "drop_path_prob"):  # DARTS: linear from 0, a function of the epoch
-            self.model.drop_path_prob = c.drop_path * self.epoch / c.epochs
+            cast(Any, self.model).drop_path_prob = c.drop_path * self.epoch / c.epochs
         started = counted = time.monotonic()  # epoch start; time already added to elapsed
         images_before = float(self.sums["images"])
         batches = self.train_data.train_batches(
@@ -206,7 +206,7 @@ class Trainer:
         test = evaluate(self.model, self.test_data.eval_batches(256), autocast=self.cuda)
         subnet = c.subnet
         if getattr(self.model, "auxiliary", None) is not None:  # training only: not exported
-            self.model.without_auxiliary()
+            cast(Any, self.model).without_auxiliary()
             subnet = {**subnet, "auxiliary": False}
         parameters = sum(p.numel() for p in self.model.parameters())
         dataset = {

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bayesnas.data import TensorData, dataset_info, load_arrays, resolve_data_root
+from bayesnas.data import DatasetInfo, TensorData, dataset_info, load_arrays, resolve_data_root
 from bayesnas.errors import UserError
 from bayesnas.export import read_export
 from bayesnas.spaces.subnet import subnet_from_spec
@@ -30,7 +30,7 @@ def build_model(config: TrainConfig, inherit: bool = True) -> nn.Module:
     """The network to train: fresh from its spec, or (fine-tune and ``inherit``) the export's
     network with its weights."""
     if config.mode == "fine-tune" and inherit:
-        return read_export(config.source["export"])[1].train()
+        return read_export((config.source or {})["export"])[1].train()
     try:
         return subnet_from_spec(config.subnet)
     except ValueError as exc:
@@ -50,7 +50,9 @@ def evaluate(
     """Accuracy and mean cross-entropy of ``model`` in eval mode; restores its train mode."""
     was_training = model.training
     model.eval()
-    correct = loss = count = 0
+    correct: torch.Tensor | int = 0
+    loss: torch.Tensor | float = 0.0
+    count = 0
     try:
         for images, labels in batches:
             with torch.autocast(images.device.type, torch.bfloat16, enabled=autocast):
@@ -64,7 +66,9 @@ def evaluate(
     return {"accuracy": float(correct) / seen, "loss": float(loss) / seen, "images": count}
 
 
-def training_data(config: TrainConfig, device: torch.device) -> tuple[TensorData, ...]:
+def training_data(
+    config: TrainConfig, device: torch.device
+) -> tuple[TensorData, TensorData, DatasetInfo]:
     """The full training split (or its first ``train_size`` images), the test split, the facts."""
     info = dataset_info(config.dataset)
     root = resolve_data_root(config.dataset, config.data_root)

@@ -11,7 +11,7 @@ one real op each). The exact sub-network is DARTS's evaluation network (``darts_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -62,8 +62,8 @@ class SearchCell(nn.Module):
                     rows = plan[edge][op]
                     if rows is NO_ROWS:
                         continue
-                    module = self.edges[edge][OPS[op]]
-                    if rows is ALL or rows is ONLY:
+                    module = cast(nn.ModuleDict, self.edges[edge])[OPS[op]]
+                    if isinstance(rows, str):  # ALL or ONLY
                         term = module(states[src])
                         if rows is ALL:
                             term = weights[:, edge, op].view(-1, 1, 1, 1) * term
@@ -85,7 +85,7 @@ class SearchCell(nn.Module):
         for node in range(NODES):
             total = None
             for op, src in pairs[2 * node : 2 * node + 2]:
-                out = self.edges[edge_index(node + 2, src)][op](states[src])
+                out = cast(nn.ModuleDict, self.edges[edge_index(node + 2, src)])[op](states[src])
                 total = out if total is None else total + out
             states.append(total)
         return torch.cat(states[2:], dim=1)
@@ -199,14 +199,14 @@ class DartsSearchNet(SuperNet):
 
     def gated_parameters(self) -> list[nn.Parameter]:
         return [
-            m.weight
+            cast(nn.Parameter, m.weight)
             for *_, module in self._op_modules()
             for m in module.modules()
             if isinstance(m, nn.Conv2d)
         ]
 
     def gated_sq_norms(self) -> torch.Tensor:
-        weight = self.stem[0].weight
+        weight = next(self.parameters())
         norms = torch.zeros(self.layout.shape, device=weight.device, dtype=weight.dtype)
         for kind, edge, op, module in self._op_modules():
             for m in module.modules():
@@ -251,7 +251,9 @@ class DartsSearchNet(SuperNet):
             for kind, name in enumerate(CELL_KINDS)
             for e, (to, src) in enumerate(EDGES)
         ]
-        return {"edges": edges, "mode": self.describe(self.mode(gate_logits))}
+        mode = self.mode(gate_logits)
+        mode_ops = [OPS[i] for i in mode.argmax(-1).flatten().tolist()]  # rows as in edges
+        return {"edges": edges, "mode": self.describe(mode), "mode_ops": mode_ops}
 
     def count_parameters(self, arch: torch.Tensor) -> int:
         ops = self.canonical(arch).argmax(-1)

@@ -10,7 +10,7 @@ trainer) and, with ``auxiliary``, the auxiliary head after 2/3 of the cells (its
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -142,7 +142,7 @@ class DartsNetwork(nn.Module):
             if match is None:
                 return key
             cell, edge = match.groups()
-            op = self.cells[int(cell)].op_names[f"e{edge}"]
+            op = cast(EvalCell, self.cells[int(cell)]).op_names[f"e{edge}"]
             return f"cells.{cell}.edges.{edge}.{op}." + key[match.end() :]
 
         return {key: source[super_key(key)] for key in self.state_dict()}

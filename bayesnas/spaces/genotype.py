@@ -100,7 +100,9 @@ class _Parser:
         if (kind, value) == ("name", "range"):
             self.index += 1
             self.take("(")
-            start, stop = self.value(), (self.take(","), self.value())[1]
+            start = self.value()
+            self.take(",")
+            stop = self.value()
             self.take(")")
             if not (isinstance(start, int) and isinstance(stop, int)):
                 raise ValueError("range() takes two whole numbers")
