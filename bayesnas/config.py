@@ -287,13 +287,23 @@ def _capped_sizes(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return {k: min(preset[k], room[k]) for k in ("train_size", "val_size") if k in preset}
 
 
+def space_preset(space: str | None, preset: str) -> dict[str, Any]:
+    """The values search space ``space`` sets over ``preset`` (its record's ``presets``)."""
+    from bayesnas.spaces import lookup
+
+    entry = lookup(space)
+    own = entry.presets.get(preset, {}) if entry is not None else {}
+    return {"space": space, **own} if own else {}
+
+
 def build_config(preset: str | None, **overrides: Any) -> SearchConfig:
     """Defaults, then the preset, then the user's explicit values (None means unset)."""
     base = SearchConfig()
     if preset is not None:
         if preset not in PRESETS:
             raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        values = PRESETS[preset] | _capped_sizes(PRESETS[preset], overrides)
+        values = PRESETS[preset] | space_preset(overrides.get("space"), preset)
+        values |= _capped_sizes(values, overrides)
         base = dataclasses.replace(base, preset=preset, **values)
     space_options = dict(base.space_options)
     if overrides.get("space") not in (None, base.space):

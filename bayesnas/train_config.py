@@ -1,28 +1,33 @@
 """What ``bayesnas train`` trains: the network, the data set and the presets' hyper-parameters.
 
 The network is an export of a search (``export/rank-K/``, re-initialised or fine-tuned from its
-inherited weights) or any NAS-Bench-201 cell string; ``resolve_config`` turns the command
-line's options into one frozen ``TrainConfig``, saved in the training run's config.json.
+inherited weights) or an architecture string (a NAS-Bench-201 cell or a DARTS genotype, see
+``train_sources``); ``resolve_config`` turns the command line's options into one frozen
+``TrainConfig``, saved in the training run's config.json.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bayesnas import rundir
-from bayesnas.data import DEFAULT_AUGMENTATION, DatasetInfo, dataset_info
+from bayesnas.data import DEFAULT_AUGMENTATION, dataset_info
 from bayesnas.errors import UserError
-from bayesnas.export import ARCHITECTURE, read_export
+from bayesnas.train_sources import (
+    DEFAULT_SIZE,
+    arch_fields,
+    arch_space,
+    export_fields,
+    search_config,
+)
 
 MODES = ("from-scratch", "fine-tune")
-NB201_SIZE = {"channels": 16, "cells": 5}  # NAS-Bench-201's networks, when nothing else says
 # Every preset: SGD with Nesterov momentum 0.9, lr cosine per step to 0, random crop and flip
-# as the data set's default augmentation in data.py says (pad 4 and flips on CIFAR), no cutout.
+# as the data set's default augmentation in data.py says (pad 4 and flips on CIFAR); cutout
+# only where a preset names it.
 PRESETS: dict[str, dict[str, Any]] = {
     # NAS-Bench-201's training protocol (Dong & Yang, 2020)
     "nb201": {"epochs": 200, "batch_size": 256, "lr": 0.1, "weight_decay": 5e-4},
@@ -31,14 +36,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     "short": {"epochs": 6, "batch_size": 128, "lr": 0.05, "weight_decay": 5e-4},
     # --fine-tune's default: a few gentle epochs from the inherited weights
     "finetune": {"epochs": 3, "batch_size": 128, "lr": 0.01, "weight_decay": 5e-4},
+    # DARTS's CIFAR-10 protocol for a genotype's evaluation network (Liu et al., 2019)
+    "darts": {
+        "epochs": 600,
+        "batch_size": 96,
+        "lr": 0.025,
+        "weight_decay": 3e-4,
+        "cutout": 16,
+        "drop_path": 0.2,
+        "auxiliary_weight": 0.4,
+        "grad_clip": 5.0,
+    },
 }
+DARTS_ONLY = ("drop_path", "auxiliary_weight")  # DARTS evaluation networks' training extras
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run; saved in config.json and every checkpoint."""
 
-    architecture: str  # the NAS-Bench-201 string (or the export's description of its network)
+    architecture: str  # the NAS-Bench-201 string, DARTS genotype, or the export's description
     space: str  # the search space the architecture belongs to
     space_config: dict[str, Any]  # that space's size: channels/cells or width/blocks, classes
     subnet: dict[str, Any]  # the network's spec for spaces.subnet.subnet_from_spec
@@ -52,6 +69,9 @@ class TrainConfig:
     lr: float = 0.05  # SGD, Nesterov momentum 0.9, cosine to 0 over all steps (per step)
     weight_decay: float = 5e-4
     augmentation: dict[str, Any] = dataclasses.field(default_factory=dict)  # pad, flip, cutout
+    drop_path: float = 0.0  # darts: drop-path probability reached at the last epoch (linear)
+    auxiliary_weight: float = 0.0  # darts: weight of the auxiliary head's loss (0: no head)
+    grad_clip: float | None = None  # clip the gradient's norm to this (DARTS: 5)
     train_size: int | None = None  # use only the first this-many training images
     seed: int = 0
     device: str = "auto"
@@ -68,6 +88,24 @@ class TrainConfig:
             raise UserError(f"mode must be one of {MODES}, got {self.mode!r}")
         if not self.weight_decay >= 0:
             raise UserError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.drop_path < 1:
+            raise UserError(f"--drop-path must lie in [0, 1), got {self.drop_path}")
+        if not self.auxiliary_weight >= 0:
+            raise UserError(f"--auxiliary-weight must be >= 0, got {self.auxiliary_weight}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise UserError(f"--grad-clip must be > 0, got {self.grad_clip}")
+        used = [k for k in DARTS_ONLY if getattr(self, k) > 0]
+        if used and self.space != "darts":
+            names = " and ".join("--" + k.replace("_", "-") for k in used)
+            raise UserError(
+                f"{names} train DARTS evaluation networks; this architecture is {self.space}'s: "
+                "pass a DARTS genotype or a darts export, or another --preset"
+            )
+        if self.auxiliary_weight > 0 and self.mode == "fine-tune":
+            raise UserError(
+                "an export has no auxiliary head: --fine-tune trains without one "
+                "(pass --auxiliary-weight 0)"
+            )
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -90,10 +128,11 @@ def resolve_config(
     data_root: str | Path | None = None,
     channels: int | None = None,
     cells: int | None = None,
+    cutout: int | None = None,
     **overrides: Any,
 ) -> TrainConfig:
     """What to train, from the command line's options: an export of ``run`` at ``rank`` or the
-    cell ``arch``; then the preset, then explicit ``overrides`` (None means unset)."""
+    architecture string ``arch``; then the preset, then explicit ``overrides`` (None: unset)."""
     from bayesnas.rundir import find_run
 
     if from_scratch and fine_tune:
@@ -118,32 +157,40 @@ def resolve_config(
         except UserError:
             raise UserError(
                 "nothing to train: pass --run RUN (a search with an export) or --arch STRING "
-                "(a NAS-Bench-201 cell); there is no search under ./runs"
+                "(a NAS-Bench-201 cell or a DARTS genotype); there is no search under ./runs"
             ) from None
     elif run is not None:
         run = find_run(run)
-    searched = _search_config(run) if run is not None else {}
+    searched = search_config(run) if run is not None else {}
     if data_root is not None:  # absolute, so that a resume from another folder finds it
         data_root = str(Path(data_root).expanduser().resolve())
     else:
         data_root = searched.get("data_root")
     if arch is not None:
         dataset = dataset or searched.get("dataset") or "cifar10"
-        size = searched.get("space_options") if searched.get("space") == "nb201" else None
-        size = {**NB201_SIZE, **(size or {})}
+        space = arch_space(arch)
+        size = searched.get("space_options") if searched.get("space") == space else None
+        size = {**DEFAULT_SIZE[space], **(size or {})}
         given = {"channels": channels, "cells": cells}
         size = {k: size[k] if v is None else v for k, v in given.items()}
-        fields = _cell_fields(arch, size, dataset_info(dataset))
+        fields = arch_fields(arch, size, dataset_info(dataset))
         source = {"run": str(run), "rank": None, "export": None} if run is not None else None
     else:
-        fields, source = _export_fields(run, rank or 1, dataset, fine_tune)
+        assert run is not None  # found above when no --arch was given
+        fields, source = export_fields(run, rank or 1, dataset, fine_tune)
         dataset = fields.pop("dataset")
     if dataset in ("imagenet", "folder"):
         raise UserError(
             f"train supports the in-memory data sets (CIFAR, MNIST-likes), not {dataset}"
         )
-    augmentation = {**DEFAULT_AUGMENTATION[dataset], "cutout": 0}
     settings = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    cutout = settings.pop("cutout", 0) if cutout is None else cutout
+    size = dataset_info(dataset).image_size
+    if not 0 <= cutout <= size:
+        raise UserError(f"--cutout must lie in [0, {size}] for {dataset}, got {cutout}")
+    augmentation = {**DEFAULT_AUGMENTATION[dataset], "cutout": cutout}
+    if fields["space"] == "darts" and settings.get("auxiliary_weight", 0) > 0:
+        fields["subnet"] = {**fields["subnet"], "auxiliary": True}  # trained, then removed
     config = TrainConfig(
         **fields,
         dataset=dataset,
@@ -157,75 +204,8 @@ def resolve_config(
     return config.validated()
 
 
-def _search_config(run: Path) -> dict[str, Any]:
-    """The search configuration of run ``run`` as plain data ({} if it has none)."""
-    try:
-        saved = json.loads((run / rundir.CONFIG).read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{run / rundir.CONFIG} is not readable JSON; pass another --run") from None
-    if not isinstance(saved, dict) or saved.get("command") == "train":
-        raise UserError(f"{run} is a training run, not a search: pass a search's run directory")
-    config = saved.get("config")
-    return config if isinstance(config, dict) else {}
-
-
-def _cell_fields(arch: str, size: dict[str, int], info: DatasetInfo) -> dict[str, Any]:
-    """The network fields of a NAS-Bench-201 cell of ``size`` on data set ``info``."""
-    from bayesnas.spaces.nb201_cell import OPS, from_string, to_string
-
-    try:
-        ops = from_string(arch)
-    except ValueError as exc:
-        raise UserError(f"malformed --arch: {exc}") from None
-    for name, value in size.items():
-        if value < 1:
-            raise UserError(f"--{name} must be at least 1, got {value}")
-    space_config = {**size, "num_classes": info.num_classes, "in_channels": info.channels}
-    return {
-        "architecture": to_string(ops),
-        "space": "nb201",
-        "space_config": space_config,
-        "subnet": {"space": "nb201", **space_config, "ops": [OPS[i] for i in ops]},
-    }
-
-
-def _export_fields(
-    run: Path, rank: int, dataset: str | None, fine_tune: bool
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The network fields and source of export ``rank`` of ``run``, on ``dataset``."""
-    folder = run / "export" / f"rank-{rank}"
-    if not (folder / ARCHITECTURE).is_file():
-        raise UserError(
-            f"{run} has no export at rank {rank} ({folder}): run "
-            f"`bayesnas sample --run {run} --top-k {rank}` first, or pass another --rank"
-        )
-    description, _ = read_export(folder)
-    searched_on = (description.get("dataset") or {}).get("name")
-    dataset = dataset or searched_on
-    if dataset is None:
-        raise UserError(f"{folder / ARCHITECTURE} names no data set; pass --dataset")
-    subnet, space_config = dict(description["subnet"]), dict(description["space_config"])
-    if dataset != searched_on:
-        if fine_tune:
-            raise UserError(
-                f"--fine-tune keeps the export's weights, fitted to {searched_on}; "
-                f"drop --dataset {dataset} or use --from-scratch"
-            )
-        info = dataset_info(dataset)
-        facts = {"num_classes": info.num_classes, "in_channels": info.channels}
-        subnet, space_config = {**subnet, **facts}, {**space_config, **facts}
-    fields = {
-        "architecture": description["architecture"],
-        "space": description["space"],
-        "space_config": space_config,
-        "subnet": subnet,
-        "dataset": dataset,
-    }
-    return fields, {"run": str(run), "rank": rank, "export": str(folder)}
-
-
 def default_run_dir(config: TrainConfig) -> Path:
-    """runs/train-<run>-rank<K>[-finetune], or runs/train-<dataset>-C<c>N<n>-<hash of cell>."""
+    """runs/train-<run>-rank<K>[-finetune], or runs/train-<dataset>-C<c>N<n>-<hash of arch>."""
     source = config.source or {}
     if source.get("rank") is not None:
         name = f"{Path(source['run']).name}-rank{source['rank']}"

@@ -12,12 +12,14 @@ import onnxruntime as ort
 import pytest
 import safetensors.torch
 import torch
+from genotypes import DARTS_V2
 from helpers import resnet_arch, supernet
 
 import bayesnas
 from bayesnas.data import normalize
 from bayesnas.errors import UserError
 from bayesnas.export import export_candidate, export_deployable, load_exported
+from bayesnas.spaces.genotype import parse_genotype
 from bayesnas.spaces.subnet import build_subnet
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
@@ -43,12 +45,15 @@ def user_images(batch: int, size: int = 32) -> torch.Tensor:
 NB201 = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 
 
-@pytest.fixture(scope="module", params=["nb201", "resnet"])
+@pytest.fixture(scope="module", params=["nb201", "resnet", "darts"])
 def exported(request, tmp_path_factory):
     """(export folder, the sub-network it came from, the architecture's description)."""
     if request.param == "nb201":
         net = supernet("nb201", channels=4, cells=1)
         arch = net.architecture(NB201)
+    elif request.param == "darts":
+        net = supernet("darts", channels=4, cells=3)
+        arch = net.decode(DARTS_V2)
     else:
         net = supernet("resnet", width=4, blocks=1)
         arch = resnet_arch(net, 0.6, seed=0)
@@ -85,6 +90,9 @@ def test_export_files(exported):
     assert json.loads((folder / "metrics.json").read_text()) == {"val_acc": 0.5}
     if info["space"] == "nb201":
         assert info["architecture"] == NB201
+    if info["space"] == "darts":  # DARTS's notation, inputs in ascending order per node
+        assert parse_genotype(info["architecture"]) == parse_genotype(info["subnet"]["genotype"])
+        assert info["architecture"].startswith("Genotype(normal=[('sep_conv_3x3', 0), ")
     assert not list(folder.glob(".*"))  # no temp files left behind
 
 

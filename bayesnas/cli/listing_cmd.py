@@ -22,8 +22,12 @@ def spaces_command() -> None:
 def presets_command() -> None:
     """Print each search preset: what it is for and every value it sets."""
     from bayesnas.config import PRESET_PURPOSE, PRESETS
+    from bayesnas.spaces import get_space, list_spaces
 
     for name, values in PRESETS.items():
         click.echo(f"{name}: {PRESET_PURPOSE[name]}")
         for key, value in values.items():
             click.echo(f"    {key.replace('_', '-')}: {value}")
+        for space in list_spaces():  # a space's own values over this preset
+            for key, value in get_space(space).presets.get(name, {}).items():
+                click.echo(f"    with --space {space}: {key.replace('_', '-')}: {value}")

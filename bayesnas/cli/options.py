@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -25,7 +26,10 @@ def space_option_table() -> dict[str, Any]:
     table: dict[str, Any] = {}
     for space in list_spaces():
         for option in get_space(space).options:
-            table.setdefault(option.name, option)
+            known = table.get(option.name)
+            if known is not None:  # one flag: each space's help says what it means there
+                option = dataclasses.replace(known, help=f"{known.help} {option.help}")
+            table[option.name] = option
     return table
 
 
@@ -54,11 +58,17 @@ def document_defaults(command: click.Command) -> None:
     from bayesnas.spaces import all_options, get_space
 
     base = SearchConfig()
-    space_defaults: dict[str, Any] = {}
+    per_space: dict[str, dict[str, Any]] = {}
     for space, names in all_options().items():
         for name in names:
             default = inspect.signature(get_space(space).factory).parameters[name].default
-            space_defaults.setdefault(name, default)
+            per_space.setdefault(name, {})[space] = default
+    space_defaults = {
+        name: _show(next(iter(values.values())))
+        if len(set(values.values())) == 1
+        else ", ".join(f"{space} {_show(v)}" for space, v in values.items())
+        for name, values in per_space.items()
+    }
     augment = {"crop_pad": "pad", "flip": "flip", "cutout": "cutout"}
     special = {
         "kl_n": "10x the search-train size",
@@ -76,7 +86,7 @@ def document_defaults(command: click.Command) -> None:
         if name in special:
             default = special[name]
         elif name in space_defaults:
-            default = _show(space_defaults[name])
+            default = space_defaults[name]
         elif name in augment:
             default = "the data set's: " + ", ".join(
                 f"{data} {_show(values[augment[name]])}"
@@ -94,8 +104,22 @@ def document_defaults(command: click.Command) -> None:
                 presets.append(f"{preset}: {_show(values['space_options'][name])}")
             elif name in augment and augment[name] in (values.get("augmentation") or {}):
                 presets.append(f"{preset}: {_show(values['augmentation'][augment[name]])}")
+            presets += _space_preset_values(preset, name)
         text = f"default: {default}" + (f"; {', '.join(presets)}" if presets else "")
         param.help = f"{param.help or ''}  [{text}]".strip()
+
+
+def _space_preset_values(preset: str, name: str) -> list[str]:
+    """``preset SPACE: value`` for each space whose record sets option ``name`` over ``preset``."""
+    from bayesnas.spaces import get_space, list_spaces
+
+    shown = []
+    for space in list_spaces():
+        own = get_space(space).presets.get(preset, {})
+        value = own.get(name, own.get("space_options", {}).get(name))
+        if value is not None:
+            shown.append(f"{preset} {space}: {_show(value)}")
+    return shown
 
 
 def plain_text(rest: str) -> str:

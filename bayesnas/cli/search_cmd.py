@@ -34,7 +34,8 @@ from bayesnas.errors import UserError
     "CIFAR-10 search for a 2-core CPU (at most 30 min); bench: NAS-Bench-201's setting for "
     "GPUs (C=16, N=5, 50 epochs, 25k/25k); paper: the PGNAS paper's SupNet-M recipe; "
     "paper-mi: its SupNet-MI (72.7 M parameters, l2 150). "
-    "`bayesnas presets` prints every value.",
+    "A space may set its own values over a preset (--space darts: quick 5 cells at C=4 on 2k "
+    "images; bench DARTS's 8 cells, C=16). `bayesnas presets` prints every value.",
 )
 @click.option(
     "--sampler",

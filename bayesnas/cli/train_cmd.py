@@ -15,23 +15,47 @@ from bayesnas.errors import Interrupted, UserError
     "--run", type=click.Path(path_type=Path), help="Search run to train an export of [newest]."
 )
 @click.option("--rank", type=click.IntRange(min=1), help="Which export (export/rank-K/) [1].")
-@click.option("--arch", help="Train this NAS-Bench-201 cell string instead of an export.")
+@click.option(
+    "--arch",
+    help="Train this architecture instead of an export: a NAS-Bench-201 cell string, or a DARTS "
+    'genotype "Genotype(normal=[...], ...)" (DARTS\'s evaluation network).',
+)
 @click.option("--from-scratch", is_flag=True, help="Re-initialise every weight (the default).")
 @click.option("--fine-tune", is_flag=True, help="Start from the export's weights (needs --run).")
 @click.option(
     "--preset",
     help="nb201: NAS-Bench-201's protocol (200 epochs, lr 0.1, batch 256); short: 6 epochs, "
     "lr 0.05, batch 128 (C=8 N=1 on CIFAR-10: ~10 min on 2 CPU cores); finetune: 3 epochs, "
-    "lr 0.01  [short; finetune with --fine-tune]",
+    "lr 0.01; darts: DARTS's CIFAR-10 protocol (600 epochs, batch 96, lr 0.025, weight decay "
+    "3e-4, cutout 16, drop-path 0.2, auxiliary weight 0.4, gradient clip 5)  "
+    "[short; finetune with --fine-tune]",
 )
 @click.option("--epochs", type=int, help="Passes over the training split.")
 @click.option("--batch-size", type=int, help="Images per SGD step.")
 @click.option("--lr", type=float, help="Initial learning rate (cosine to 0, per step).")
 @click.option("--weight-decay", type=float, help="SGD weight decay [5e-4].")
+@click.option("--cutout", type=int, help="Cutout square side in pixels, 0 = off [0; darts: 16].")
+@click.option(
+    "--drop-path",
+    type=float,
+    help="darts: drop-path probability at the last epoch [0; darts: 0.2].",
+)
+@click.option(
+    "--auxiliary-weight",
+    type=float,
+    help="darts: weight of the auxiliary head's loss, 0 = no head [0; darts: 0.4].",
+)
+@click.option("--grad-clip", type=float, help="Clip the gradient norm to this [off; darts: 5].")
 @click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist  [the run's]")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Where the data set lies.")
-@click.option("--channels", type=int, help="--arch: channels C of the first stage [run's, 16].")
-@click.option("--cells", type=int, help="--arch: cells N per stage [run's, 5].")
+@click.option(
+    "--channels",
+    type=int,
+    help="--arch: channels C of the first stage (cells) [the run's; nb201 16, darts 36].",
+)
+@click.option(
+    "--cells", type=int, help="--arch: nb201: cells N per stage; darts: cells [run's; 5, 20]."
+)
 @click.option("--train-size", type=int, help="Train on the first this-many images only.")
 @click.option("--seed", type=int, help="Seed of initialisation, data order, augmentation [0].")
 @click.option("--device", help="auto | cpu | cuda | cuda:N  [auto]")

@@ -172,6 +172,8 @@ def architecture_figure(run: RunData, best: Row | None) -> tuple[Figure, str] | 
         figure = cell_figure(arch, f"NAS-Bench-201 cell of the {source}{detail}", probs)
         caption = f"{source}: {arch}; q = posterior probability of the op on that edge"
         return figure, caption
+    if kind == "genotype":
+        return _genotype(run, best, source, detail)
     net = create_space(run.config["space"], **run.config["space_options"])
     if best is not None:
         arch = net.decode(best["encoding"])
@@ -185,6 +187,18 @@ def architecture_figure(run: RunData, best: Row | None) -> tuple[Figure, str] | 
         figure = widths_figure(widths, f"Channels kept by the {source}{detail}")
         return figure, f"{source}: channels kept per block and branch ({text})"
     return text_figure(text, f"Architecture of the {source}{detail}"), f"{source}: {text}"
+
+
+def _genotype(run: RunData, best: Row | None, source: str, detail: str) -> tuple[Figure, str]:
+    """Figure 6 (darts): the normal and reduction cells of the top-1 or of q's mode."""
+    from bayesnas.report.genotype_figure import genotype_figure
+    from bayesnas.spaces.genotype import parse_genotype
+
+    gates = run.gates
+    arch = best["architecture"] if best else gates["mode"]
+    probs = {e["edge"]: e["probs"] for e in gates["edges"]} if gates else None
+    figure = genotype_figure(parse_genotype(arch), f"DARTS cells of the {source}{detail}", probs)
+    return figure, f"{source}: {arch}; q = posterior probability of the op on that edge"
 
 
 def text_figure(text: str, title: str) -> Figure:

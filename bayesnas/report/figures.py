@@ -159,13 +159,18 @@ def training_figure(metrics: list[Row], steps: list[Row] | None = None) -> Figur
     return fig
 
 
-def _heatmap(ax: Axes, edges: list[str], ops: list[str], probs: np.ndarray) -> Any:
+def _heatmap(
+    ax: Axes, edges: list[str], ops: list[str], probs: np.ndarray, mode: list[str] | None = None
+) -> Any:
+    """q(op | edge) with the mode framed: the row's top op, or ``mode``'s op per row where the
+    space's mode is not row by row (darts: the most probable pair of inputs per node)."""
     image = ax.imshow(probs, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     for (i, j), value in np.ndenumerate(probs):
         color = "black" if value > 0.6 else "white"
         ax.text(j, i, f"{value:.3f}", ha="center", va="center", color=color, fontsize=9)
-    for i, j in enumerate(probs.argmax(1)):
-        if np.sum(probs[i] == probs[i, j]) > 1:
+    tops = probs.argmax(1) if mode is None else [ops.index(op) for op in mode]
+    for i, j in enumerate(tops):
+        if mode is None and np.sum(probs[i] == probs[i, j]) > 1:
             continue  # tied: this edge has no mode yet
         ax.add_patch(Rectangle((j - 0.45, i - 0.42), 0.9, 0.84, fill=False, ec="orange", lw=2))
     ax.set_xticks(range(len(ops)), [OP_LABELS.get(o, o) for o in ops], rotation=30, ha="right")
@@ -180,7 +185,8 @@ def cell_posterior_figure(metrics: list[Row], gates: dict[str, Any], when: str) 
     fig = new_figure(15, 5.2)
     left, right = cast(Sequence[SubFigure], fig.subfigures(1, 2, width_ratios=[1, 1.5]))
     ax = left.subplots()
-    left.colorbar(_heatmap(ax, edges, ops, probs), ax=ax, label="q(op | edge)")
+    image = _heatmap(ax, edges, ops, probs, gates.get("mode_ops"))
+    left.colorbar(image, ax=ax, label="q(op | edge)")
     ax.set_title(f"Architecture posterior {when} (framed: mode)")
     axes = right.subplots(2, 3, sharex=True, sharey=True)
     if metrics:
@@ -196,7 +202,8 @@ def cell_posterior_figure(metrics: list[Row], gates: dict[str, Any], when: str) 
             ax.set_ylabel("q(op)")
         handles, labels = axes.flat[0].get_legend_handles_labels()
         right.legend(handles, labels, loc="outside lower center", ncols=len(ops), fontsize=9)
-    right.suptitle("Evolution over epochs", fontsize=11)
+    shown = f" (edges 1-{axes.size} of {len(edges)})" if len(edges) > axes.size else ""
+    right.suptitle(f"Evolution over epochs{shown}", fontsize=11)
     return fig
 
 

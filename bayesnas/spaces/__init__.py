@@ -2,7 +2,7 @@
 
 >>> from bayesnas.spaces import create_space, list_spaces
 >>> list_spaces()
-['densenet121', 'nb201', 'resnet', 'resnet50']
+['darts', 'densenet121', 'nb201', 'resnet', 'resnet50']
 >>> net = create_space("nb201", channels=8, cells=1, num_classes=10)
 
 A space is one module that defines its super-network, its exact sub-network for export, its

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -112,8 +112,11 @@ class Space:
       from a JSON spec as ``cls(**config, **cls.kept(net, arch))`` and filled by
       ``weights_from(net)`` (None: the space cannot be exported).
     - ``figure``: the architecture figure of the report: "cell" (a NAS-Bench-201-style cell),
-      "widths" (channels kept per block and branch), or None (the architecture as text).
+      "widths" (channels kept per block and branch), "genotype" (a DARTS genotype's normal and
+      reduction cells), or None (the architecture as text).
     - ``sample_defect(row)``: what is wrong with a samples.jsonl row of this space (None: fine).
+    - ``presets``: per search preset, the values this space sets over it (its sizes and what
+      they need), applied by ``config.build_config`` when the search uses this space.
     """
 
     name: str
@@ -123,6 +126,7 @@ class Space:
     subnet: Callable[[], type[nn.Module]] | None = None
     figure: str | None = None
     sample_defect: Callable[[dict[str, Any]], str | None] | None = None
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
 
     @property
     def summary(self) -> str:

@@ -7,7 +7,7 @@ import fnmatch
 from typing import Any
 
 from bayesnas.errors import UserError
-from bayesnas.spaces import densenet121, nb201, resnet, resnet50
+from bayesnas.spaces import darts, densenet121, nb201, resnet, resnet50
 from bayesnas.spaces.base import Space, SuperNet
 
 _spaces: dict[str, Space] = {}
@@ -55,5 +55,5 @@ def create_space(name: str, **config: Any) -> SuperNet:
     return get_space(name).factory(**{k: v for k, v in config.items() if v is not None})
 
 
-for _builtin in (nb201.SPACE, resnet.SPACE, densenet121.SPACE, resnet50.SPACE):
+for _builtin in (nb201.SPACE, resnet.SPACE, darts.SPACE, densenet121.SPACE, resnet50.SPACE):
     register_space(_builtin)
