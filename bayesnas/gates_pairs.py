@@ -182,7 +182,16 @@ class PairLayout(GateLayout):
         logits = logits.expand(batch, *self.shape)
         return PairGate(logits, self.structure, temperature, hard, shared)
 
-    def prior(self, batch: int, device: torch.device, dtype: torch.dtype) -> TorchDistribution:
-        """Uniform over genotypes: every pair of a node and every op equally likely."""
+    def prior(
+        self,
+        batch: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        logits: torch.Tensor | None = None,
+    ) -> TorchDistribution:
+        """Uniform over genotypes: every pair of a node and every op equally likely (a genotype
+        has no additive cost per gate, so no cost-aware prior: ``logits`` must be None)."""
+        if logits is not None:
+            raise ValueError("the DARTS genotype prior takes no cost-aware logits")
         logits = torch.zeros(self.shape, device=device, dtype=dtype)
         return PairGate(logits.expand(batch, *self.shape), self.structure)

@@ -56,7 +56,7 @@ def arch_fields(arch: str, size: dict[str, int], info: DatasetInfo) -> dict[str,
             raise UserError(f"malformed --arch genotype: {exc}") from None
         kept: dict[str, Any] = {"genotype": text}
     else:
-        from bayesnas.spaces.nb201 import OPS, from_string, to_string
+        from bayesnas.spaces.nb201_cell import OPS, from_string, to_string
 
         try:
             ops = from_string(arch)

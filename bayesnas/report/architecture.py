@@ -194,7 +194,7 @@ def _genotype(run: RunData, best: Row | None, source: str, detail: str) -> tuple
     from bayesnas.report.genotype_figure import genotype_figure
     from bayesnas.spaces.genotype import parse_genotype
 
-    gates = run.gates
+    gates = run.gates or {}
     arch = best["architecture"] if best else gates["mode"]
     probs = {e["edge"]: e["probs"] for e in gates["edges"]} if gates else None
     figure = genotype_figure(parse_genotype(arch), f"DARTS cells of the {source}{detail}", probs)
