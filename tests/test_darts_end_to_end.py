@@ -19,7 +19,7 @@ from bayesnas.report import plot_run
 from bayesnas.search import run_search
 from bayesnas.selection.sample import SampleConfig, sample
 from bayesnas.spaces.genotype import parse_genotype
-from bayesnas.train_config import resolve_config
+from bayesnas.train.config import resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = ("--channels", "2", "--cells", "3", "--batch-size", "16", "--device", "cpu")

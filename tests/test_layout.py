@@ -22,7 +22,13 @@ NEVER = {
     "program": ("data", "search", "selection", "export", "report"),
     "search": ("selection", "export", "report"),
     "selection": ("search", "report"),
-    "export": ("search", "selection", "report"),
+    "export": ("search", "selection", "report", "train"),
+    "train": ("search", "selection", "report"),
+    # run support, used by every stage: it knows none of them
+    "config": ("program", "search", "selection", "export", "report", "train"),
+    "rundir": ("data", "spaces", "program", "search", "selection", "export", "report", "train"),
+    "device": ("data", "spaces", "program", "search", "selection", "export", "report", "train"),
+    "distributed": ("data", "spaces", "program", "search", "selection", "export", "report"),
 }
 
 

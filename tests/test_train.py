@@ -31,7 +31,7 @@ from bayesnas.rundir import find_run
 from bayesnas.search import run_search
 from bayesnas.selection.sample import SampleConfig, sample
 from bayesnas.train import build_model
-from bayesnas.train_config import resolve_config
+from bayesnas.train.config import resolve_config
 
 TIMEOUT = 300  # seconds for one training subprocess; only a hang gets near it
 EPOCHS = 4

@@ -65,8 +65,8 @@ from bayesnas.errors import Interrupted, UserError
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 def train(**opts) -> None:
     """Train an exported (or given) architecture on the full training split; test it."""
-    from bayesnas.train import run_train
-    from bayesnas.train_config import default_run_dir, resolve_config
+    from bayesnas.train.config import default_run_dir, resolve_config
+    from bayesnas.train.run import run_train
 
     resume, force, out, progress = (opts.pop(k) for k in ("resume", "force", "out", "progress"))
     try:

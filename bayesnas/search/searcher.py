@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bayesnas import rundir, syncbn
+from bayesnas import rundir
 from bayesnas.config import SearchConfig
 from bayesnas.data import search_data
-from bayesnas.distributed import from_env, rank_seed
+from bayesnas.distributed import from_env, rank_seed, syncbn
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.program import Program, build_program
 from bayesnas.progress import step_bar

@@ -5,7 +5,7 @@ A stem, ``cells`` cells with reduction cells at 1/3 and 2/3 of the depth (width 
 nodes (the two previous cells' outputs), four intermediate nodes, 14 edges with 8 candidate ops
 each; its output concatenates the intermediate nodes. All normal cells share one architecture
 and all reduction cells another: the gate is ``[2 (normal, reduce), 14 edges, 8 ops]``, drawn by
-``gates_pairs.PairGate`` so that every exact draw is a genotype (two distinct inputs per node,
+``gates.pairs.PairGate`` so that every exact draw is a genotype (two distinct inputs per node,
 one real op each). The exact sub-network is DARTS's evaluation network (``darts_subnet``).
 """
 
@@ -16,7 +16,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from bayesnas.gates_pairs import PairGate, PairLayout, PairStructure
+from bayesnas.gates.pairs import PairGate, PairLayout, PairStructure
 from bayesnas.spaces.base import Space, SpaceOption, SuperNet
 from bayesnas.spaces.darts_mixture import ALL, NO_ROWS, Rows, mixture_plan
 from bayesnas.spaces.darts_ops import EDGES, make_op, preprocessing, skeleton, stem

@@ -9,7 +9,7 @@ import torch
 from genotypes import DARTS_V2
 from helpers import count
 
-from bayesnas.gates_pairs import PairGate
+from bayesnas.gates.pairs import PairGate
 from bayesnas.spaces import create_space
 from bayesnas.spaces.darts import EDGES, STRUCTURE, gates_of
 from bayesnas.spaces.darts_subnet import DartsNetwork

@@ -16,7 +16,7 @@ from typing import Any
 
 from bayesnas.data import DEFAULT_AUGMENTATION, dataset_info
 from bayesnas.errors import UserError
-from bayesnas.train_sources import (
+from bayesnas.train.sources import (
     DEFAULT_SIZE,
     arch_fields,
     arch_space,

@@ -18,7 +18,7 @@ from bayesnas.data import DatasetInfo, TensorData, dataset_info, load_arrays, re
 from bayesnas.errors import UserError
 from bayesnas.export import read_export
 from bayesnas.spaces.subnet import subnet_from_spec
-from bayesnas.train_config import TrainConfig
+from bayesnas.train.config import TrainConfig
 
 
 def cosine(base: float, step: int, total: int) -> float:

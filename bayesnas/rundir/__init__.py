@@ -1,8 +1,8 @@
 """The run directory: its file names, creating and replacing it, its lock, finding a run.
 
-Writes go through ``bayesnas.atomic`` (temp file, fsync, rename: a run killed at any instant
+Writes go through ``rundir.atomic`` (temp file, fsync, rename: a run killed at any instant
 leaves the old file or the new one, never a torn one; a full disk is one line) and ``.pt``
-files are read as data only through ``bayesnas.torchfile``; both are re-exported here, so that
+files are read as data only through ``rundir.torchfile``; both are re-exported here, so that
 ``rundir.save_torch`` and the rest are the one place callers look. In a data-parallel search
 only rank 0 calls the writers.
 """
@@ -22,7 +22,8 @@ from typing import Any
 import pyro
 import torch
 
-from bayesnas.atomic import (
+from bayesnas.errors import UserError
+from bayesnas.rundir.atomic import (
     DiskFull,
     append_jsonl,
     atomic_write_bytes,
@@ -36,8 +37,7 @@ from bayesnas.atomic import (
     write_json,
     write_new,
 )
-from bayesnas.errors import UserError
-from bayesnas.torchfile import FORMAT_VERSION, UnsafeFile, load_torch
+from bayesnas.rundir.torchfile import FORMAT_VERSION, UnsafeFile, load_torch
 
 __all__ = [
     "DiskFull",

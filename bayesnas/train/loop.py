@@ -25,8 +25,8 @@ from bayesnas.device import resolve_device, rng_state, set_rng_state
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.export import write_trained
 from bayesnas.progress import step_bar
-from bayesnas.train_config import TrainConfig
-from bayesnas.train_parts import build_model, cosine, evaluate, outputs, training_data
+from bayesnas.train.config import TrainConfig
+from bayesnas.train.parts import build_model, cosine, evaluate, outputs, training_data
 
 RESULT = "result.json"
 CHECKPOINT_MINUTES = 10.0  # also checkpoint mid-epoch this often (epochs of big nets are long)

@@ -1,12 +1,4 @@
-"""Final training: one architecture trained on its data set's full training split, then tested.
-
-``bayesnas train`` = ``run_train(resolve_config(...), run_dir)`` (``bayesnas.train_config``); the
-loop is ``bayesnas.train_loop.Trainer``, its pieces (data, network, evaluation) are in
-``bayesnas.train_parts``. A run keeps a search's run-directory rules: config.json, metrics.jsonl,
-checkpoints and an exact resume. It ends in an export-format folder
-(``bayesnas.load_exported(run_dir)`` loads the network) and result.json. The test split is read
-here and only here (a search never reads it), and scored once, at the end.
-"""
+"""`run_train`: start or resume a training run in its run directory (see the package)."""
 
 from __future__ import annotations
 
@@ -18,9 +10,9 @@ from typing import Any
 
 from bayesnas import rundir
 from bayesnas.errors import UserError
-from bayesnas.train_config import TrainConfig
-from bayesnas.train_loop import RESULT, Trainer
-from bayesnas.train_parts import build_model
+from bayesnas.train.config import TrainConfig
+from bayesnas.train.loop import RESULT, Trainer
+from bayesnas.train.parts import build_model
 
 __all__ = ["RESULT", "Trainer", "build_model", "run_train"]
 

@@ -1,0 +1,16 @@
+"""Configuration: ``SearchConfig`` and its validation (``search``), the presets and
+``build_config`` (``presets``)."""
+
+from bayesnas.config.presets import PRESET_PURPOSE, PRESETS, build_config, space_preset
+from bayesnas.config.search import COSTS, MAX_SEED, SearchConfig, check_seed
+
+__all__ = [
+    "COSTS",
+    "MAX_SEED",
+    "PRESETS",
+    "PRESET_PURPOSE",
+    "SearchConfig",
+    "build_config",
+    "check_seed",
+    "space_preset",
+]
