@@ -11,6 +11,7 @@ one real op each). The exact sub-network is DARTS's evaluation network (``darts_
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, cast
 
 import torch
@@ -155,10 +156,10 @@ class DartsSearchNet(SuperNet):
             images, lambda cell, s0, s1: cell.forward_pairs(s0, s1, cells[int(cell.reduction)])
         )
 
-    def _op_modules(self):
+    def _op_modules(self) -> Iterator[tuple[int, int, int, nn.Module]]:
         """(cell kind, edge, op index, module) of every candidate op with weights."""
-        for cell in self.cells:
-            for edge, ops in enumerate(cell.edges):
+        for cell in cast(list[SearchCell], self.cells):
+            for edge, ops in enumerate(cast(list[nn.ModuleDict], cell.edges)):
                 for name, module in ops.items():
                     yield int(cell.reduction), edge, OPS.index(name), module
 
