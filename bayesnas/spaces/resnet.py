@@ -269,4 +269,19 @@ SPACE = Space(
     subnet=_subnet,
     figure="widths",
     sample_defect=_sample_defect,
+    presets={
+        # the CPU recipe of docs/paper.md: a small SupNet whose channel-gate posterior separates
+        # groups in minutes. The KL's N is the search-train size itself (Eq. 15's N), not 10x
+        # it: with 10x the KL is too weak against the likelihood for q to move in 4 epochs.
+        "quick": {
+            "space_options": {"width": 8, "blocks": 2},
+            "epochs": 4,
+            "train_size": 12800,
+            "kl_n": 12800,
+            "init_drop": 0.3,
+            "tau_final": 1.0,
+            "prune_below": 0.0,
+            "augmentation": {"pad": 2, "flip": True, "cutout": 0},
+        },
+    },
 )
