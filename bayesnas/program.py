@@ -82,25 +82,34 @@ class Program:
         return self.net.mode(self.guide.gate_logits.detach())
 
 
-def cost_prior_logits(net: SuperNet, config: SearchConfig) -> torch.Tensor | None:
+def cost_prior_logits(
+    net: SuperNet, config: SearchConfig, image_size: int | None = None
+) -> torch.Tensor | None:
     """Logits of p(arch) proportional to exp(-lambda * cost(arch)) per gate element: for a
     categorical edge -lambda * cost of each op (softmax-normalised by the gate), for a Bernoulli
     gate the keep-logit -lambda * cost of keeping it. None (the paper's prior) when off."""
     if config.cost is None or config.cost_weight == 0:
         return None
-    _, per_gate = gate_costs(net, config.cost, config.input_size())
+    _, per_gate = gate_costs(net, config.cost, image_size or config.input_size())
     return -config.cost_weight * per_gate
 
 
 def build_program(
-    config: SearchConfig, num_classes: int, in_channels: int, num_data: int
+    config: SearchConfig,
+    num_classes: int,
+    in_channels: int,
+    num_data: int,
+    image_size: int | None = None,
 ) -> Program:
-    """Build the program for ``config``; ``num_data`` is the N that scales the KL (Eq. 15)."""
+    """Build the program for ``config``; ``num_data`` is the N that scales the KL (Eq. 15);
+    ``image_size`` (the data's, when config alone cannot know it: an image folder) prices the
+    cost-aware prior."""
     pyro.settings.set(module_local_params=True)
     net = create_space(
         config.space, num_classes=num_classes, in_channels=in_channels, **config.space_options
     )
-    model = SuperNetModel(net, num_data, config.prior_l2, cost_prior_logits(net, config))
+    prior_logits = cost_prior_logits(net, config, image_size)
+    model = SuperNetModel(net, num_data, config.prior_l2, prior_logits)
     guide = VariationalDropoutGuide(
         net.layout, net.init_gate_logits(config.init_drop), num_data, config.tau
     )

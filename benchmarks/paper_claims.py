@@ -244,6 +244,9 @@ def main() -> None:
     parser.add_argument(
         "--l2-run", type=Path, action="append", default=[], help="runs differing in l2"
     )
+    parser.add_argument(
+        "--l2-only", action="store_true", help="keep OUT/claims.json's claims 1-2; redo claim 3"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

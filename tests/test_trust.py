@@ -526,7 +526,10 @@ def test_help_and_plain_invocation(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = cli(capsys, "search", "--help")
     text = "".join(out.split())  # wrapping aside
     assert "x>=0" not in text.split("--crop-pad")[0]  # options that reject 0 do not admit it
-    epochs = "[default:50;quick:3,cpu:10,paper:1800,paper-mi:1800,bench:50][x>=1]"
+    epochs = (
+        "[default:50;quick:3,quickdarts:2,quickresnet:4,cpu:10,paper:1800,paper-mi:1800,bench:50]"
+        "[x>=1]"
+    )
     gate_lr = "[default:0.025;quick:1.0,cpu:0.5,paper:0.01,paper-mi:0.01,bench:0.1]"
     assert epochs in text and gate_lr in text  # --epochs, --gate-lr
     helpless = [p.name for p in sample_command.params if not getattr(p, "help", None)]

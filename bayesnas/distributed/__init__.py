@@ -9,6 +9,7 @@ Gloo group, so that agreeing on "checkpoint now" never waits on the GPU queue.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -157,12 +158,21 @@ def from_env(device_name: str) -> tuple[Dist, torch.device]:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=TIMEOUT)
+        atexit.register(_leave)
     if dist.get_world_size() != world:
         raise UserError(f"WORLD_SIZE is {world} but the process group has {dist.get_world_size()}")
     return _joined(rank, world, local, device), device
 
 
 _GROUPS: dict[str, Any] = {}
+
+
+def _leave() -> None:
+    """Destroy the process group before the interpreter exits: left to C++ static destructors,
+    Gloo's threads can abort the process ("terminate called without an active exception")."""
+    _GROUPS.clear()
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _joined(rank: int, world: int, local: int, device: torch.device) -> Dist:

@@ -40,7 +40,7 @@ class Searcher:
         self.train_data, self.val_data, self.info = search_data(config, self.device)
         self.kl_n = config.kl_n or 10 * len(self.train_data)
         self.program: Program = build_program(
-            config, self.info.num_classes, self.info.channels, self.kl_n
+            config, self.info.num_classes, self.info.channels, self.kl_n, self.info.image_size
         )
         self._parallelise()
         self.program.elbo.to(self.device)

@@ -27,7 +27,8 @@ def with_costs(
     flops_front = pareto_front(accuracy, [r["mflops"] for r in rows])
     params_front = pareto_front(accuracy, [r["params_m"] for r in rows])
     net = posterior.program.net
-    table = latency_table(net, posterior.config.input_size())
+    size = posterior.payload.get("dataset", {}).get("image_size") or posterior.config.input_size()
+    table = latency_table(net, size)
     out = []
     for row, on_flops, on_params in zip(rows, flops_front, params_front, strict=True):
         row = {**row, "pareto_flops": on_flops, "pareto_params": on_params}

@@ -48,7 +48,9 @@ def load_posterior(run_dir: Path, device: torch.device) -> Posterior:
     payload = rundir.load_torch(path, "posterior")
     config = SearchConfig.from_json(payload["config"])
     data = payload["dataset"]
-    program = build_program(config, data["num_classes"], data["channels"], payload["kl_n"])
+    program = build_program(
+        config, data["num_classes"], data["channels"], payload["kl_n"], data.get("image_size")
+    )
     program.net.load_state_dict(payload["net"])
     with torch.no_grad():
         program.guide.gate_logits.copy_(payload["gate_logits"])
