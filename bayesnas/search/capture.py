@@ -26,6 +26,7 @@ network's lazy caches, so that the graph is traced once, not twice.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,12 +39,23 @@ from bayesnas.spaces.nb201_mixture import support_plan
 
 NET_CALLS = ("forward", "gated_sq_norms", "ungated_sq_norm")  # what the model asks of the net
 _TORCH_MODE = {"compile": "default", "cuda-graphs": "reduce-overhead"}
+_TRACER_WARNING = "The .grad attribute of a Tensor that is not a leaf Tensor"
 PLANS_KEPT = 64  # compiled graphs kept per call: one per plan (pruning), per draw kind
 
 
 def compiled(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:
-    """``fn`` compiled by torch.compile in ``mode``, shapes static (every batch is full)."""
-    return torch.compile(fn, mode=mode, dynamic=False)
+    """``fn`` compiled by torch.compile in ``mode``, shapes static (every batch is full).
+
+    Tracing reads ``.grad`` of the relaxed gates (not a leaf), which warns; that warning is
+    about torch's tracer, not about the user's run, so it is silenced here."""
+    graph = torch.compile(fn, mode=mode, dynamic=False)
+
+    def call(*args: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_TRACER_WARNING)
+            return graph(*args)
+
+    return call
 
 
 def check_device(mode: str, device: torch.device) -> None:
