@@ -17,8 +17,9 @@ captured only when they are:
   per-example weight, the exact mixture. It is read once per epoch, as only pruning changes it.
 - Bernoulli-gated spaces (resnet, densenet121, resnet50) multiply channels by their gates:
   static as they are.
-- Anything else (another space, nb201 while ``--aux-skip`` changes its weight every step) runs
-  eager, with one note saying why.
+- Anything else (another space, nb201 while ``--aux-skip`` changes its weight every step,
+  ``--sync-bn``, whose BatchNorm all-reduces inside the forward) runs eager, with one note
+  saying why.
 
 Before the first compiled forward of a plan, one eager pass without gradients fills the
 network's lazy caches, so that the graph is traced once, not twice.
@@ -36,6 +37,7 @@ import torch
 from bayesnas.errors import UserError
 from bayesnas.spaces import SuperNet
 from bayesnas.spaces.nb201_mixture import support_plan
+from bayesnas.syncbn import GlobalBatchNorm2d
 
 NET_CALLS = ("forward", "gated_sq_norms", "ungated_sq_norm")  # what the model asks of the net
 _TORCH_MODE = {"compile": "default", "cuda-graphs": "reduce-overhead"}
@@ -82,6 +84,7 @@ class StepCapture:
         self.mode, self.net, self.gate_logits, self.note = mode, net, gate_logits, note
         self.planned = hasattr(net, "fixed_plan")  # nb201: q's support plan makes it static
         self.static = self.planned or net.layout.kind == "bernoulli"
+        self.sync_bn = any(isinstance(m, GlobalBatchNorm2d) for m in net.modules())
         self.plan: list[list[Any]] | None = None  # the same object while q's support holds
         self.plan_key: tuple[Any, ...] = ()
         self.filled: set[tuple[Any, ...]] = set()  # (plan, input shape) whose caches are filled
@@ -109,6 +112,8 @@ class StepCapture:
                 f"space {self.net.space_name} decides its shapes from each batch: "
                 "its steps run eager"
             )
+        if self.sync_bn:
+            return "--sync-bn all-reduces BatchNorm statistics inside the forward: steps run eager"
         if getattr(self.net, "aux_skip", 0.0):
             return "--aux-skip changes the network every step: those steps run eager"
         return None
@@ -145,6 +150,8 @@ class StepCapture:
                 self.note(f"--capture {self.mode}: {why}")
             yield False
             return
+        if self.mode == "cuda-graphs":  # a new training iteration: earlier outputs may be reused
+            torch.compiler.cudagraph_mark_step_begin()
         net = self.net
         if self.planned:
             if self.plan is None:

@@ -22,6 +22,7 @@ from fakedata import write_cifar
 from helpers import run_cli
 
 import bayesnas
+from bayesnas import syncbn
 from bayesnas.config import SearchConfig, build_config
 from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
@@ -161,14 +162,22 @@ def test_steps_that_cannot_be_captured_run_eager_with_one_note() -> None:
         forward=None,
         gated_sq_norms=None,
         ungated_sq_norm=None,
+        modules=lambda: iter(()),
     )
     other = StepCapture("compile", dynamic, logits, torch.device("cpu"), notes.append)  # type: ignore[arg-type]
-    for capture_step in (step, step, other, other):
+    synced_program = build_program(
+        SearchConfig(space_options={"channels": 4, "cells": 1}), 10, 3, 9
+    )
+    synced_net = syncbn.convert(synced_program.net)
+    synced = StepCapture("compile", synced_net, logits, torch.device("cpu"), notes.append)  # type: ignore[arg-type]
+    for capture_step in (step, step, other, other, synced, synced):
         with capture_step.step() as captured:
             assert not captured
     assert notes == [
         "--capture compile: --aux-skip changes the network every step: those steps run eager",
         "--capture compile: space other decides its shapes from each batch: its steps run eager",
+        "--capture compile: --sync-bn all-reduces BatchNorm statistics inside the forward: "
+        "steps run eager",
     ]
     program.net.aux_skip = 0.0  # type: ignore[assignment]
     with step.step() as captured:
