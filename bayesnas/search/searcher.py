@@ -163,6 +163,7 @@ class Searcher:
         s["steps"] += 1
 
     def _note(self, message: str) -> None:
+        """One line for the user (rank 0 only: under torchrun every rank would say it)."""
         if self.dist.main:
             rundir.note(message)
 
