@@ -23,6 +23,11 @@ around every step; the table reports the median over the timed steps after warm-
    validation batch, Adam on the arch logits). Its images/s counts the training batch only.
 7. ``xautodl-RSPS``: xautodl's RANDOM supernet (random search with parameter sharing): one
    uniform path per step, weights only.
+8. ``... +capture``: rows 1-4 again on a second Searcher built with ``--capture`` (``--capture
+   auto``: ``cuda-graphs`` on CUDA, ``compile`` on CPU; bayesnas/search/capture.py): the
+   network's calls compiled, nb201 computing every op q can draw on the whole batch. The untimed
+   warm-up rounds include the compilations; a second table puts each phase's images/s with and
+   without capture side by side.
 
 Every configuration runs with bayesnas's precision settings (bf16 autocast and channels_last on
 CUDA, fp32 on CPU), so that the ratios compare the algorithms, not the number formats. Steps
@@ -76,6 +81,7 @@ ROWS = (
     "xautodl-GDAS",
     "xautodl-RSPS",
 )
+CAPTURED = ROWS[:5]  # the phases a captured Searcher runs too, as "<row>+capture"
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -213,6 +219,12 @@ def main() -> None:
     parser.add_argument("--final-tau", type=float, default=0.1, help="tau at the search's end")
     parser.add_argument("--sharp-prob", type=float, default=0.99, help="q of the mode op")
     parser.add_argument("--mode-arch", default=MODE_CELL, help="q's mode cell at the end")
+    parser.add_argument(
+        "--capture",
+        choices=("auto", "none", "compile", "cuda-graphs"),
+        default="auto",
+        help="rows with step capture (auto: cuda-graphs on CUDA, compile on CPU; none: no rows)",
+    )
     args = parser.parse_args()
     if not 1 / len(OPS) < args.sharp_prob < 1:
         parser.error(f"--sharp-prob must lie in (1/{len(OPS)}, 1)")
@@ -220,6 +232,8 @@ def main() -> None:
     cuda = device.type == "cuda"
     if args.warmup is None:
         args.warmup = 3 if cuda else 1
+    if args.capture == "auto":
+        args.capture = "cuda-graphs" if cuda else "compile"
     rounds = args.warmup + args.steps
 
     with tempfile.TemporaryDirectory(prefix="bayesnas-throughput-") as scratch:
@@ -246,6 +260,10 @@ def main() -> None:
             # The real Searcher: its program, optimiser (SGD over weights and gate logits),
             # schedule and _step are the search's own; run_dir is only written by run().
             searcher = Searcher(config, Path(scratch), progress=False)
+            captured = None
+            if args.capture != "none":  # the same program (same seed), its steps captured
+                capture_config = config.with_updates(capture=args.capture)
+                captured = Searcher(capture_config, Path(scratch), progress=False)
         batches = searcher.train_data.train_batches(args.batch_size, 0, config.seed)
         train = list(itertools.islice(batches, rounds))
         val = list(itertools.islice(searcher.val_data.eval_batches(args.batch_size), rounds))
@@ -256,18 +274,21 @@ def main() -> None:
     pruned = torch.where(sharp == sharp.max(-1, keepdim=True).values, 0.0, PRUNED_LOGIT)
     first, last = searcher.warmup_steps, searcher.total_steps - 1
 
-    def bayesnas_step(step: int) -> Callable[[int], None]:
+    def bayesnas_step(step: int, on: Searcher = searcher) -> Callable[[int], None]:
         def run(i: int) -> None:
-            searcher._step(*train[i], step)
+            on._step(*train[i], step)
 
         return run
 
-    def setup(logits: torch.Tensor, step: int, shared: bool = False) -> Callable[[], None]:
-        def run() -> None:  # untimed: lr and tau of that step, and q
-            searcher._schedule(step)
-            guide.shared_exact = shared  # --warmup-draws batch: one path for the batch
+    def setup(
+        logits: torch.Tensor, step: int, shared: bool = False, on: Searcher = searcher
+    ) -> Callable[[], None]:
+        def run() -> None:  # untimed: lr and tau of that step, and q (and the plan it fixes)
+            on._schedule(step)
+            on.program.guide.shared_exact = shared  # --warmup-draws batch: one path per batch
             with torch.no_grad():
-                guide.gate_logits.copy_(logits)
+                on.program.guide.gate_logits.copy_(logits)
+            on.capture.refresh()
 
         return run
 
@@ -287,21 +308,30 @@ def main() -> None:
         loss.backward()
         sub_opt.step()
 
+    phase = {
+        "bayesnas-warmup": 0,
+        "bayesnas-warmup-batch": 0,
+        "bayesnas-start": first,
+        "bayesnas-end": last,
+        "bayesnas-pruned": last,
+    }
+    setups_args = {
+        "bayesnas-warmup": (uniform, 0, False),
+        "bayesnas-warmup-batch": (uniform, 0, True),
+        "bayesnas-start": (uniform, first, False),
+        "bayesnas-end": (sharp, last, False),
+        "bayesnas-pruned": (pruned, last, False),
+    }
     steps: dict[str, Callable[[int], None]] = {
-        "bayesnas-warmup": bayesnas_step(0),
-        "bayesnas-warmup-batch": bayesnas_step(0),
-        "bayesnas-start": bayesnas_step(first),
-        "bayesnas-end": bayesnas_step(last),
-        "bayesnas-pruned": bayesnas_step(last),
-        "exact-subnet": subnet_step,
+        name: bayesnas_step(step) for name, step in phase.items()
     }
-    setups = {
-        "bayesnas-warmup": setup(uniform, 0),
-        "bayesnas-warmup-batch": setup(uniform, 0, shared=True),
-        "bayesnas-start": setup(uniform, first),
-        "bayesnas-end": setup(sharp, last),
-        "bayesnas-pruned": setup(pruned, last),
-    }
+    steps["exact-subnet"] = subnet_step
+    setups = {name: setup(*values) for name, values in setups_args.items()}
+    if captured is not None:
+        for name in CAPTURED:
+            steps[f"{name}+capture"] = bayesnas_step(phase[name], captured)
+            logits, step, shared = setups_args[name]
+            setups[f"{name}+capture"] = setup(logits, step, shared, captured)
     note = None
     if args.no_xautodl:
         note = "xautodl skipped (--no-xautodl)"
@@ -342,7 +372,9 @@ def main() -> None:
     print()
     print("| configuration | images/s | ms/step | vs xautodl-GDAS | vs exact-subnet |")
     print("|---|---:|---:|---:|---:|")
-    for name in ROWS:
+    for name in (*ROWS, *(f"{name}+capture" for name in CAPTURED)):
+        if name not in med and name.endswith("+capture"):
+            continue
         if name not in med:
             print(f"| {name} | - | - | - | - |")
             continue
@@ -361,6 +393,18 @@ def main() -> None:
             print(f"{name} / GDAS: {rate[name] / rate['xautodl-GDAS']:.3f}")
     for name in ("bayesnas-end", "bayesnas-pruned"):
         print(f"{name} / exact-subnet-plain: {rate[name] / rate['exact-subnet']:.3f}")
+    if captured is not None:
+        print()
+        print(f"Step capture (--capture {args.capture}), images/s:")
+        print()
+        print("| phase | eager | with capture | capture / eager | captured / exact-subnet |")
+        print("|---|---:|---:|---:|---:|")
+        for name in CAPTURED:
+            with_capture = rate[f"{name}+capture"]
+            print(
+                f"| {name} | {rate[name]:.1f} | {with_capture:.1f} | "
+                f"{with_capture / rate[name]:.2f} | {with_capture / rate['exact-subnet']:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -128,6 +128,13 @@ from bayesnas.errors import UserError
     "rank's shard; the ranks then compute what one process computes on that batch.",
 )
 @click.option(
+    "--capture",
+    type=click.Choice(["none", "compile", "cuda-graphs"]),
+    help="Compile the step's network calls into static graphs: compile (torch.compile, CPU or "
+    "CUDA) or cuda-graphs (also replayed as CUDA graphs); nb201 then computes every op q can "
+    "draw on the whole batch. Steps with dynamic shapes stay eager (one note).",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path),
     help="Run directory [runs/<dataset>-<space>-<timestamp>].",

@@ -10,6 +10,7 @@ from typing import Any
 from bayesnas.errors import UserError
 
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
+CAPTURE_MODES = ("none", "compile", "cuda-graphs")  # --capture: see bayesnas/search/capture.py
 FLOAT_FIELDS = (
     "lr", "gate_lr", "warmup", "tau", "tau_final", "init_drop", "prior_l2", "val_fraction",
     "cost_weight",
@@ -56,6 +57,7 @@ class SearchConfig:
     image_size: int | None = None  # ImageNet training crop (None: 224)
     checkpoint_minutes: float = 10.0  # also checkpoint mid-epoch this often
     sync_bn: bool = False  # under torchrun: BatchNorm statistics of the global batch, not the shard
+    capture: str = "none"  # none | compile | cuda-graphs: the step's network calls compiled
     preset: str | None = None
     cost: str | None = None  # cost-aware prior p(arch) ~ exp(-cost_weight * cost): flops | params
     cost_weight: float = 0.0  # lambda per MFLOP or per M params; 0 (default): the paper's prior
@@ -93,6 +95,12 @@ class SearchConfig:
             raise UserError(f"--prune-below must lie in [0, 0.2), got {self.prune_below}")
         if self.warmup_draws not in ("example", "batch"):
             raise UserError(f"--warmup-draws must be example or batch, got {self.warmup_draws!r}")
+        if self.capture not in CAPTURE_MODES:
+            raise UserError(f"--capture must be none, compile or cuda-graphs, got {self.capture!r}")
+        if self.capture == "cuda-graphs" and self.device == "cpu":
+            raise UserError(
+                "--capture cuda-graphs needs a CUDA device: use --capture compile on CPU"
+            )
         if not 0 <= self.aux_skip <= 1:
             raise UserError(f"--aux-skip must lie in [0, 1], got {self.aux_skip}")
         if not 0 <= self.warmup < 1:

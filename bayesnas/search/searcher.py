@@ -26,6 +26,7 @@ from bayesnas.errors import Interrupted, UserError
 from bayesnas.program import Program, build_program
 from bayesnas.progress import step_bar
 from bayesnas.search import metrics, parallel, schedule, state
+from bayesnas.search.capture import StepCapture
 from bayesnas.steplog import StepLog
 
 
@@ -47,6 +48,10 @@ class Searcher:
         self.cuda = self.device.type == "cuda"
         if self.cuda:
             self.program.net.to(memory_format=torch.channels_last)
+        gate_logits = self.program.guide.gate_logits
+        self.capture = StepCapture(
+            config.capture, self.program.net, gate_logits, self.device, self._note
+        )
         self.weights = [p for p in self.program.model.parameters() if p.requires_grad]
         self.optimizer = self._optimizer()
         self.steps_per_epoch = self.train_data.steps_per_epoch(config.batch_size)
@@ -132,7 +137,8 @@ class Searcher:
     def _step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> None:
         """One SVI step on a batch (this rank's shard): Eq. 15, backward, gradients averaged
         over ranks, SGD (gates frozen during the warm-up)."""
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.cuda):
+        autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=self.cuda)
+        with autocast, self.capture.step():
             loss = self.program.loss(images, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -155,6 +161,11 @@ class Searcher:
         s["correct"] += correct
         s["images"] += labels_seen if self.dist.active else labels.numel()
         s["steps"] += 1
+
+    def _note(self, message: str) -> None:
+        """One line for the user (rank 0 only: under torchrun every rank would say it)."""
+        if self.dist.main:
+            rundir.note(message)
 
     def _handle_sigint(self, signum: int, frame: Any) -> None:
         """Ctrl-C and SIGTERM (SLURM, docker stop, timeout): checkpoint after this step."""
@@ -187,6 +198,7 @@ class Searcher:
         started = counted = time.monotonic()  # epoch start; time already added to elapsed
         images_before = float(self.sums["images"])
         shard = (self.dist.rank, self.dist.world)
+        self.capture.refresh()  # pruning may have shrunk q's support
         batches = self.train_data.train_batches(
             c.batch_size, self.epoch, c.seed, self.step_in_epoch, shard
         )

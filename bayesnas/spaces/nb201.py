@@ -114,6 +114,8 @@ class NB201Net(SuperNet):
         self.aux_skip = 0.0  # weight of DARTS-'s auxiliary skip in training; set by the search
         # a data-parallel search sets this to its sum over ranks: see ``mixture_plan``
         self.plan_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+        # a captured step sets q's support plan here: static shapes, no host read per forward
+        self.fixed_plan: list[list[Rows]] | None = None
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
         )
@@ -141,7 +143,7 @@ class NB201Net(SuperNet):
 
     def forward(self, images: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
         gates = gates.to(images.dtype)
-        plan = mixture_plan(gates.detach(), self.plan_reduce)
+        plan = self.fixed_plan or mixture_plan(gates.detach(), self.plan_reduce)
         aux = self.aux_skip
         return self._run(images, lambda cell, x: cell.forward_mixture(x, gates, plan, aux))
 

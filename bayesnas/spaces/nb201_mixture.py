@@ -57,3 +57,18 @@ def mixture_plan(
                 row.append(order[: counts[edge][op], edge, op])
         plan.append(row)
     return plan
+
+
+def support_plan(gate_logits: torch.Tensor) -> list[list[Rows]]:
+    """The plan of every draw from q at once, read from q's support (one host read, not one
+    per forward): each op q can draw runs on the whole batch with its per-example weight, the
+    exact relaxed (or, for one-hot draws, exact) mixture; the one op left on an edge runs
+    unweighted; 'none' and pruned ops (probability exactly 0) not at all. Fixed until pruning
+    changes the support, so a step that uses it has static shapes (``bayesnas/capture.py``)."""
+    support = (torch.softmax(gate_logits.detach().float(), -1) > 0).tolist()
+    plan: list[list[Rows]] = []
+    for possible in support:
+        ops = [op for op in range(len(OPS)) if possible[op] and op != NONE]
+        only = len(ops) == 1 and not possible[NONE]
+        plan.append([(ONLY if only else ALL) if op in ops else NO_ROWS for op in range(len(OPS))])
+    return plan
