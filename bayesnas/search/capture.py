@@ -34,10 +34,10 @@ from typing import Any
 
 import torch
 
+from bayesnas.distributed.syncbn import GlobalBatchNorm2d
 from bayesnas.errors import UserError
 from bayesnas.spaces import SuperNet
 from bayesnas.spaces.nb201_mixture import support_plan
-from bayesnas.syncbn import GlobalBatchNorm2d
 
 NET_CALLS = ("forward", "gated_sq_norms", "ungated_sq_norm")  # what the model asks of the net
 _TORCH_MODE = {"compile": "default", "cuda-graphs": "reduce-overhead"}

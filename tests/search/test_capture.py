@@ -22,8 +22,8 @@ from fakedata import write_cifar
 from helpers import run_cli
 
 import bayesnas
-from bayesnas import syncbn
 from bayesnas.config import SearchConfig, build_config
+from bayesnas.distributed import syncbn
 from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
 from bayesnas.program import build_program
