@@ -53,8 +53,20 @@ def _reports(exc: Exception) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI, turning user errors into one line and exit 2."""
+    """Console entry point: run the CLI, turning user errors into one line and exit 2. Under
+    torchrun the process leaves through ``distributed.exit_now`` once its work is written."""
+    try:
+        _main(argv)
+    except SystemExit as exc:
+        if "torch.distributed" in sys.modules:
+            from bayesnas import distributed
 
+            if distributed.joined():
+                distributed.exit_now(exc.code if isinstance(exc.code, int) else 1)
+        raise
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         code = cli.main(args=argv, prog_name="bayesnas", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:  # plain `bayesnas`: the usage, no error

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -165,6 +166,21 @@ def from_env(device_name: str) -> tuple[Dist, torch.device]:
 
 
 _GROUPS: dict[str, Any] = {}
+
+
+def joined() -> bool:
+    """Whether this process is a rank of a torchrun job (its process group initialised)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a rank: destroy the process group, flush the output, and exit without the
+    interpreter's teardown, where C++ destructors of Gloo's threads can abort the process
+    ("terminate called without an active exception") after the work is done and written."""
+    _leave()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _leave() -> None:

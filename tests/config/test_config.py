@@ -49,5 +49,11 @@ def test_json_round_trip_is_exact() -> None:
 
 
 def test_switching_space_drops_the_preset_space_options() -> None:
-    config = build_config("quick", space="resnet", space_options={"width": 8})
-    assert config.space_options == {"width": 8}
+    config = build_config("quick", space="densenet121", space_options={"growth": 8})
+    assert config.space_options == {"growth": 8}  # nb201's channels/cells are not carried over
+
+
+def test_a_space_sets_its_own_values_over_a_preset() -> None:
+    config = build_config("quick", space="resnet", space_options={"width": 4})
+    assert config.space_options == {"width": 4, "blocks": 2}  # the user's width, resnet's blocks
+    assert (config.kl_n, config.init_drop, config.epochs) == (12800, 0.3, 4)
