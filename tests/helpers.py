@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -68,6 +69,25 @@ def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
         else:
             code = 0
     return subprocess.CompletedProcess(["bayesnas", *argv], code, out.getvalue(), err.getvalue())
+
+
+def cli(capsys: Any, *args: str | Path) -> tuple[int, str, str]:
+    """Run ``bayesnas ARGS`` in-process under pytest's ``capsys``; (exit status, stdout, stderr)
+    with a traceback, should one escape, appended to stderr as the user would see it."""
+    from bayesnas.cli import main
+
+    capsys.readouterr()
+    crash = ""
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except Exception:
+        code, crash = -1, "Traceback (most recent call last):\n" + traceback.format_exc()
+    else:
+        code = 0
+    out, err = capsys.readouterr()
+    return code, out, err + crash
 
 
 def run_process(

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +26,9 @@ import pyro
 import pytest
 import torch
 from fakedata import write_cifar
+from helpers import cli
 
 from bayesnas import rundir
-from bayesnas.cli import main
 from bayesnas.cli import sample as sample_command
 from bayesnas.config import SearchConfig
 from bayesnas.data import search_data
@@ -47,22 +46,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # CI's searches: one intra-o
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def cli(capsys: pytest.CaptureFixture, *args: str | Path) -> tuple[int, str, str]:
-    """Run ``bayesnas ARGS`` in-process; (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    crash = ""
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except Exception:  # a traceback, as the user would see it: the assertions then say so
-        code, crash = -1, "Traceback (most recent call last):\n" + traceback.format_exc()
-    else:
-        code = 0
-    out, err = capsys.readouterr()
-    return code, out, err + crash
 
 
 def one_error_line(code: int, err: str, *needles: str) -> str:

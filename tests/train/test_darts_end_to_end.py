@@ -4,16 +4,15 @@ DARTS genotypes through `bayesnas train --arch`, the darts training protocol, an
 from __future__ import annotations
 
 import json
-import traceback
 from pathlib import Path
 
 import pytest
 import torch
 from fakedata import write_cifar
 from genotypes import DARTS_V2
+from helpers import cli
 
 import bayesnas
-from bayesnas.cli import main
 from bayesnas.config import SearchConfig
 from bayesnas.report import plot_run
 from bayesnas.search import run_search
@@ -23,22 +22,6 @@ from bayesnas.train.config import resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = ("--channels", "2", "--cells", "3", "--batch-size", "16", "--device", "cpu")
-
-
-def cli(capsys: pytest.CaptureFixture, *args: str | Path) -> tuple[int, str, str]:
-    """Run ``bayesnas ARGS`` in-process; (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    crash = ""
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except Exception:  # a traceback, as the user would see it: the assertions then say so
-        code, crash = -1, "Traceback (most recent call last):\n" + traceback.format_exc()
-    else:
-        code = 0
-    out, err = capsys.readouterr()
-    return code, out, err + crash
 
 
 @pytest.fixture(scope="module")
