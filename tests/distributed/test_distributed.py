@@ -6,6 +6,7 @@ resume as one line."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -233,6 +234,21 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _wait_unlocked(run: Path) -> None:
+    """Wait until no process holds the run's lock (a killed rank's descendants may outlive the
+    pids we saw), as a user resuming after a crash finds it free."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        with open(run / ".lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(0.05)
+                continue
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+
+
 def _kill_job(proc: subprocess.Popen) -> None:
     """SIGKILL torchrun and every rank at once, as a node failure or `kill -9` of the job."""
     job = [proc.pid, *_descendants(proc.pid)]
@@ -255,6 +271,7 @@ def test_resume_under_torchrun_after_sigkill_is_exact(
         state = _wait_for_checkpoint(run, proc)
     finally:
         _kill_job(proc)
+    _wait_unlocked(run)
     assert state["epoch"] < EPOCHS and not (run / "posterior.pt").exists()
 
     from bayesnas.cli import main  # one process cannot resume a 2-process run: one line, exit 2
