@@ -129,7 +129,9 @@ class Proof:
             )
             for bn in bns
         ]
-        calls.append((["--n", "20", "--top-k", "1", "--seed", str(seed)], "n20"))
+        calls.append(
+            (["--n", "20", "--top-k", "1", "--seed", str(seed), *self.args.sample_arg], "n20")
+        )
         for extra, name in calls:
             cmd = ["sample", "--run", run, *self.common(), *extra]
             if "--seed" not in extra:
@@ -280,6 +282,9 @@ def main() -> None:
     parser.add_argument("--kendall", type=int, default=10, help="candidates in the ranking test")
     parser.add_argument("--search-arg", action="append", default=[], help="extra search flag")
     parser.add_argument("--train-arg", action="append", default=[], help="extra train flag")
+    parser.add_argument(
+        "--sample-arg", action="append", default=[], help="extra flag of the found cell's sample"
+    )
     parser.add_argument("--retrain", action="store_true", help="train again what is trained")
     args = parser.parse_args()
     out = Path(args.out)

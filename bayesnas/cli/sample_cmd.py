@@ -41,6 +41,22 @@ from bayesnas.cli.options import SEED
     "re-estimate them per candidate on training batches.",
 )
 @click.option(
+    "--fine-tune-steps",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Score each candidate after this many SGD steps of its sub-network from the inherited "
+    "weights (same training batches for all; the export keeps the tuned weights). 0: score the "
+    "inherited weights as they are (paper).",
+)
+@click.option(
+    "--fine-tune-lr",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Starting learning rate of --fine-tune-steps (cosine to 0, Nesterov 0.9).",
+)
+@click.option(
     "--batch-size",
     type=int,
     default=256,

@@ -41,11 +41,13 @@ def export_candidate(
     *,
     metrics: dict[str, Any],
     dataset: dict[str, Any],
+    subnet: nn.Module | None = None,
 ) -> Path:
-    """Write sub-network ``arch`` of ``net`` to ``out_dir`` so it loads without the super-net."""
+    """Write sub-network ``arch`` of ``net`` to ``out_dir`` so it loads without the super-net:
+    with its inherited weights, or with those of ``subnet`` (the same sub-network, fine-tuned)."""
     out_dir = Path(out_dir)
     rundir.create(out_dir)
-    subnet = build_subnet(net, arch)
+    subnet = build_subnet(net, arch) if subnet is None else subnet
     state = {k: v.detach().cpu().contiguous() for k, v in subnet.state_dict().items()}
     rundir.atomic_write_bytes(out_dir / WEIGHTS, lambda f: f.write(safetensors.torch.save(state)))
     rundir.write_json(out_dir / METRICS, metrics)

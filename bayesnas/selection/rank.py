@@ -20,8 +20,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bayesnas.distributed import Dist
+from bayesnas.selection.finetune import FineTune, fine_tuned
 from bayesnas.spaces import SuperNet
-from bayesnas.spaces.scoring import evaluate_architecture
+from bayesnas.spaces.scoring import evaluate_architecture, evaluate_forward
 
 
 @dataclass
@@ -97,12 +98,15 @@ def evaluate_candidates(
     bn: str = "stats",
     train_batches: Callable[[], Iterator] | None = None,
     bn_steps: int = 20,
+    fine_tune: FineTune | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> None:
     """Fill ``metrics`` of every candidate: accuracy, NLL, params, FLOPs on the held-out split.
 
-    Scored in float32 on every device, so that an exported network run plainly (no autocast)
-    reproduces the ranked accuracy."""
+    With ``fine_tune``, val_acc and val_nll are those of the candidate's sub-network after the
+    fine-tuning steps, and inherited_val_acc that of its inherited weights. Scored in float32
+    on every device, so that an exported network run plainly (no autocast) reproduces the
+    ranked accuracy."""
     example = next(iter(val_batches()))[0]
     device = example.device
     for candidate in candidates:
@@ -110,10 +114,19 @@ def evaluate_candidates(
         context = batchnorm_for(net, arch, bn, train_batches, bn_steps)
         with context:
             scores = evaluate_architecture(net, arch, val_batches())
+        tuned = {}
+        if fine_tune is not None:
+            if train_batches is None:
+                raise ValueError("fine-tuning needs training batches")
+            inherited = scores
+            subnet = fine_tuned(net, arch, train_batches, fine_tune)
+            scores = evaluate_forward(subnet, subnet, val_batches())
+            tuned = {"inherited_val_acc": inherited["accuracy"], "fine_tune_steps": fine_tune.steps}
         candidate.metrics = {
             "val_acc": scores["accuracy"],
             "val_nll": scores["nll"],
             "val_images": scores["images"],
+            **tuned,
             "params_m": net.count_parameters(candidate.arch) / 1e6,
             "mflops": flops_per_image(net, arch, example) / 1e6,
         }

@@ -26,6 +26,7 @@ from bayesnas.distributed import from_env
 from bayesnas.errors import UserError
 from bayesnas.selection.budget import Budget, draw_within_budget
 from bayesnas.selection.costs import with_costs
+from bayesnas.selection.finetune import FineTune, fine_tuned
 from bayesnas.selection.posterior import SAMPLERS, Posterior, draw_architectures, load_posterior
 from bayesnas.selection.rank import (
     Candidate,
@@ -57,6 +58,13 @@ class SampleConfig:
     progress: bool = True
     max_params: float | None = None  # budget in M params of the exact sub-network (None: none)
     max_flops: float | None = None  # budget in MFLOPs per image (None: none)
+    fine_tune_steps: int = 0  # SGD steps per candidate before it is scored (0: inherited weights)
+    fine_tune_lr: float = 0.05
+
+    @property
+    def fine_tune(self) -> FineTune | None:
+        """How candidates are fine-tuned before scoring; None: scored as inherited."""
+        return FineTune(self.fine_tune_steps, self.fine_tune_lr) if self.fine_tune_steps else None
 
     def validated(self) -> SampleConfig:
         if self.n < 1:
@@ -75,6 +83,12 @@ class SampleConfig:
             )
         if self.drop_rate is not None and not 0 < self.drop_rate < 1:
             raise UserError(f"--drop-rate must lie in (0, 1), got {self.drop_rate}")
+        if self.fine_tune_steps < 0 or not self.fine_tune_lr > 0:
+            raise UserError("--fine-tune-steps must be >= 0 and --fine-tune-lr > 0")
+        if self.fine_tune_steps and self.bn == "recalibrate":
+            raise UserError(
+                "--fine-tune-steps re-estimates BatchNorm while fine-tuning; drop --bn recalibrate"
+            )
         check_seed(self.seed)
         if self.batch_size < 1 or (self.val_size is not None and self.val_size < 1):
             raise UserError("--batch-size and --val-size must be at least 1")
@@ -151,8 +165,10 @@ def _export_top(
             out = staging / f"rank-{rank}"
             out.mkdir(parents=True)
             arch = candidate.arch.to(posterior.program.guide.gate_logits.device)
+            tune = config.fine_tune  # the export holds the weights it was ranked with
+            subnet = None if tune is None else fine_tuned(net, arch, train_batches, tune)
             with batchnorm_for(net, arch, config.bn, train_batches, config.bn_steps):
-                export_candidate(out, net, arch, metrics=row, dataset=dataset)
+                export_candidate(out, net, arch, metrics=row, dataset=dataset, subnet=subnet)
     except BaseException:  # a full disk, Ctrl-C: the earlier export stays as it was
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -195,6 +211,7 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
             bn=config.bn,
             train_batches=train_batches,
             bn_steps=config.bn_steps,
+            fine_tune=config.fine_tune,
             progress=bar.update,
         )
     ranked = sorted(candidates, key=lambda c: (-c.metrics["val_acc"], c.metrics["val_nll"]))

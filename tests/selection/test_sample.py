@@ -136,6 +136,24 @@ def test_sample_pairs_ranks_records_and_exports(nb201_run):
     assert (run_dir / "best_of_k-uniform.json").is_file()
 
 
+def test_fine_tune_scoring_ranks_and_exports_the_tuned_weights(nb201_run):
+    import bayesnas
+
+    supernet = load_posterior(nb201_run, torch.device("cpu")).program.net
+    before = {k: v.clone() for k, v in supernet.state_dict().items()}
+    config = SampleConfig(run=nb201_run, n=4, top_k=1, fine_tune_steps=3, progress=False)
+    _, rows = sample(config)
+    assert [r["val_acc"] for r in rows] == sorted((r["val_acc"] for r in rows), reverse=True)
+    assert all(r["fine_tune_steps"] == 3 and 0 <= r["inherited_val_acc"] <= 1 for r in rows)
+    assert any(r["val_acc"] != r["inherited_val_acc"] for r in rows)  # the steps changed scores
+    after = load_posterior(nb201_run, torch.device("cpu")).program.net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # posterior.pt untouched
+    exported = bayesnas.load_exported(nb201_run / "export" / "rank-1").state_dict().values()
+    shared = list(before.values())
+    assert not all(any(torch.equal(t, e) for t in shared) for e in exported)  # tuned weights
+    assert json.loads((nb201_run / "export" / "rank-1" / "metrics.json").read_text()) == rows[0]
+
+
 def test_recalibrated_batchnorm_restores_supernet_statistics(resnet_run):
     posterior = load_posterior(resnet_run, torch.device("cpu"))
     before = {k: v.clone() for k, v in posterior.program.net.state_dict().items()}
@@ -153,6 +171,7 @@ def test_recalibrated_batchnorm_restores_supernet_statistics(resnet_run):
         (["--n", "0"], "--n must be"),
         (["--n", "3", "--top-k", "4"], "--top-k"),
         (["--sampler", "fixed-dropout"], "fixed-dropout"),
+        (["--fine-tune-steps", "2", "--bn", "recalibrate"], "drop --bn recalibrate"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(nb201_run, args, message):
