@@ -90,9 +90,14 @@ def _main(argv: list[str] | None) -> None:
                 f"bayesnas: interrupted ({exc.signal_name}) again; stopped at once", err=True
             )
         else:
+            resume = f"search --resume {exc.run_dir}"
+            how = (
+                f"the same torchrun command with: {resume}"
+                if int(os.environ.get("WORLD_SIZE", "1")) > 1
+                else f"bayesnas {resume}"
+            )
             click.echo(
-                f"bayesnas: interrupted ({exc.signal_name}); checkpoint written. Resume with: "
-                f"bayesnas search --resume {exc.run_dir}",
+                f"bayesnas: interrupted ({exc.signal_name}); checkpoint written. Resume with {how}",
                 err=True,
             )
         sys.exit(exc.exit_code)

@@ -40,7 +40,7 @@ class RankLost(RankError):
     """Another rank of a data-parallel job died or stopped answering: this rank stops too."""
 
     def __init__(self, rank: int, world: int, exc: BaseException):
-        reason = str(exc).split("\n")[0].split("] ")[-1][:120]
+        reason = str(exc).split("\n")[0].split("] ")[-1].split(". ")[0].rstrip(".")[:120]
         super().__init__(
             f"rank {rank} of {world} lost contact with another rank ({reason}); the job stops and "
             "its last checkpoint stays valid: resume it with the same torchrun command and --resume"

@@ -50,10 +50,14 @@ def search_args(data_root: Path, out: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def torchrun(*args: str | Path, cwd: Path, **popen: Any) -> subprocess.Popen:
+def torchrun(
+    *args: str | Path, cwd: Path, logs: Path | None = None, **popen: Any
+) -> subprocess.Popen:
     """``torchrun --standalone --nproc-per-node 2 -m bayesnas -- ARGS`` in ``cwd`` (the ``--``
-    keeps torchrun from reading flags such as --run or --n as abbreviations of its own)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+    keeps torchrun from reading flags such as --run or --n as abbreviations of its own); with
+    ``logs``, each rank's stdout and stderr go to files there, apart from torchrun's own."""
+    own = ["--log-dir", str(logs), "--redirects", "3"] if logs else []
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", *own,
                "--nproc-per-node", "2", "-m", "bayesnas", "--", *map(str, args)]  # fmt: skip
     env = {**os.environ, **cli_env(cwd)}
     return subprocess.Popen(command, cwd=cwd, env=env, text=True, **popen)
@@ -314,3 +318,54 @@ def test_sampling_under_torchrun_equals_one_process(
     without_time = [{k: v for k, v in r.items() if k not in timed} for r in expected]
     assert [{k: v for k, v in r.items() if k not in timed} for r in got] == without_time
     assert sorted(p.name for p in (two / "export").iterdir()) == ["rank-1", "rank-2"]
+
+
+def _rank_pids(proc: subprocess.Popen) -> dict[int, int]:
+    """The pid of each rank of a torchrun job, read from the RANK in its environment."""
+    deadline, ranks = time.monotonic() + TIMEOUT, {}
+    while len(ranks) < 2 and time.monotonic() < deadline:
+        for pid in _descendants(proc.pid):
+            with contextlib.suppress(OSError):
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                if b"TORCHELASTIC_RUN_ID" in b"".join(env):
+                    rank = [e for e in env if e.startswith(b"RANK=")]
+                    ranks[int(rank[0][5:])] = pid
+    return ranks
+
+
+def _rank_stderr(logs: Path, rank: int) -> list[str]:
+    """What rank ``rank`` wrote to stderr (torchrun's --redirects files)."""
+    [path] = logs.glob(f"**/attempt_0/{rank}/stderr.log")
+    return path.read_text().strip().splitlines()
+
+
+@pytest.mark.parametrize("how", ["a rank is killed", "Ctrl-C"])
+def test_a_job_that_stops_midway_says_so_in_one_line_and_resumes_exactly(
+    tmp_path: Path, fake_cifar10: Path, reference: Path, how: str
+) -> None:
+    run, logs = tmp_path / "run", tmp_path / "logs"
+    proc = torchrun(*search_args(fake_cifar10, run), cwd=tmp_path, logs=logs,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        _wait_for_checkpoint(run, proc)
+        if how == "Ctrl-C":  # a terminal's Ctrl-C reaches torchrun, which passes it on
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.kill(_rank_pids(proc)[1], signal.SIGKILL)
+        code, _ = finished(proc)
+    finally:
+        _kill_job(proc)
+    _wait_unlocked(run)
+    assert code != 0 and not (run / "posterior.pt").exists()
+    stderr = _rank_stderr(logs, 0)
+    said = [line for line in stderr if line.startswith("bayesnas")]
+    assert len(said) == 1 and not any("Traceback" in line for line in stderr), stderr
+    expected = "interrupted" if how == "Ctrl-C" else "lost contact with another rank"
+    assert said[0].startswith("bayesnas: ") and expected in said[0], said
+    assert "the same torchrun command" in said[0] and "--resume" in said[0]
+
+    assert_ok(torchrun("search", "--resume", run, "--no-progress", cwd=tmp_path,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT))  # fmt: skip
+    a, b = load(reference / "posterior.pt"), load(run / "posterior.pt")
+    assert torch.equal(a["gate_logits"], b["gate_logits"]) and a["mode"] == b["mode"]
+    assert [k for k in a["net"] if not torch.equal(a["net"][k], b["net"][k])] == []
