@@ -69,6 +69,12 @@ from bayesnas.errors import UserError
     "linearly to 0 (DARTS-); 0 = off.",
 )
 @click.option(
+    "--skip-dropout",
+    type=float,
+    help="nb201: dropout rate after every skip op in training at the first step, decayed "
+    "linearly to 0 at the last (P-DARTS); scoring and export never drop; 0 = off.",
+)
+@click.option(
     "--prune-below",
     type=float,
     help="After the warm-up, an op whose probability under q is below this at an epoch end is "

@@ -42,6 +42,7 @@ class SearchConfig:
     prune_below: float = 0.0  # after the warm-up, an op with q below this at an epoch end is cut
     warmup_draws: str = "example"  # exact draws in the warm-up: one per example, or per batch
     aux_skip: float = 0.0  # nb201: DARTS-'s auxiliary skip, this weight at q's start, linear to 0
+    skip_dropout: float = 0.0  # nb201: P-DARTS's dropout after skip ops, this rate at step 0, to 0
     init_drop: float = 0.1  # initial drop probability p of every Bernoulli group (paper)
     prior_l2: float = 50.0  # l^2, the precision of the Gaussian weight prior (paper's "l2")
     kl_n: int | None = None  # N of Eq. 15; None: 10 x the search-train size (paper: 5e5 on CIFAR)
@@ -103,6 +104,11 @@ class SearchConfig:
             )
         if not 0 <= self.aux_skip <= 1:
             raise UserError(f"--aux-skip must lie in [0, 1], got {self.aux_skip}")
+        if not 0 <= self.skip_dropout < 1:
+            raise UserError(f"--skip-dropout must lie in [0, 1), got {self.skip_dropout}")
+        for flag, value in (("--aux-skip", self.aux_skip), ("--skip-dropout", self.skip_dropout)):
+            if value and self.space != "nb201":
+                raise UserError(f"{flag} acts on nb201's skip ops; --space {self.space} has none")
         if not 0 <= self.warmup < 1:
             raise UserError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if not 0 < self.init_drop < 1:

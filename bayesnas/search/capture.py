@@ -116,6 +116,8 @@ class StepCapture:
             return "--sync-bn all-reduces BatchNorm statistics inside the forward: steps run eager"
         if getattr(self.net, "aux_skip", 0.0):
             return "--aux-skip changes the network every step: those steps run eager"
+        if getattr(self.net, "skip_dropout", 0.0):
+            return "--skip-dropout changes the network every step: those steps run eager"
         return None
 
     def _forward(self, call: Callable[..., Any]) -> Callable[..., Any]:

@@ -58,6 +58,9 @@ def apply_schedule(
         progress = min(1.0, max(0, learning) / max(1, remaining - 1))
         skip = c.aux_skip * (1 - progress) if learning >= 0 else 0.0
         program.net.aux_skip = skip  # type: ignore[assignment]
+    if hasattr(program.net, "skip_dropout"):
+        rate = c.skip_dropout * (1 - step / max(1, total_steps - 1))
+        program.net.skip_dropout = max(0.0, rate)  # type: ignore[assignment]
     return tau
 
 

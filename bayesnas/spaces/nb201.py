@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bayesnas.gates import GateLayout
@@ -39,14 +40,20 @@ class Cell(nn.Module):
         return (self.conv1x1 if op == CONV1 else self.conv3x3)[edge](x)
 
     def forward_mixture(
-        self, x: torch.Tensor, weights: torch.Tensor, plan: list[list[Rows]], aux_skip: float = 0.0
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor,
+        plan: list[list[Rows]],
+        aux_skip: float = 0.0,
+        skip_dropout: float = 0.0,
     ) -> torch.Tensor:
         """Per-example relaxed mixture of the ops; ``weights`` is ``[B, 6, 5]`` and
         ``plan[e][op]`` says how op ``op`` of edge ``e`` is computed: on the whole batch (ALL),
         on the whole batch with weight exactly 1 (ONLY), on a few examples only (an index
         tensor), or not at all (NO_ROWS); see ``mixture_plan``.
         ``aux_skip`` adds that multiple of every edge's input to its output, outside the
-        mixture (DARTS-'s auxiliary skip; 0 leaves the cell as it is).
+        mixture (DARTS-'s auxiliary skip; 0 leaves the cell as it is). ``skip_dropout`` drops
+        that share of every skip op's output elements, scaling the rest up (P-DARTS).
         The mixture is summed in the activations' dtype (bf16 under CUDA autocast)."""
         weights = weights.to(x.dtype)
         nodes: list[torch.Tensor] = [x]
@@ -64,12 +71,16 @@ class Cell(nn.Module):
                         if op == POOL and src not in pooled:
                             pooled[src] = self.pool(nodes[src])
                         term = self.apply_op(edge, op, nodes[src], pooled.get(src))
+                        if op == SKIP and skip_dropout:
+                            term = F.dropout(term, skip_dropout, self.training)
                         if rows is ALL:
                             term = weights[:, edge, op].view(-1, 1, 1, 1) * term
                         total = term if total is None else total + term
                         continue
                     index = cast(torch.Tensor, rows)  # the examples that compute this op
                     out = self.apply_op(edge, op, nodes[src][index])
+                    if op == SKIP and skip_dropout:
+                        out = F.dropout(out, skip_dropout, self.training)
                     term = (weights[index, edge, op].view(-1, 1, 1, 1) * out).to(x.dtype)
                     base = torch.zeros_like(x) if total is None else total
                     total = base.index_add(0, index, term)
@@ -112,6 +123,7 @@ class NB201Net(SuperNet):
         )
         self.layout = GateLayout("categorical", (len(EDGES), len(OPS)))
         self.aux_skip = 0.0  # weight of DARTS-'s auxiliary skip in training; set by the search
+        self.skip_dropout = 0.0  # P-DARTS's dropout rate after skip ops in training; likewise
         # a data-parallel search sets this to its sum over ranks: see ``mixture_plan``
         self.plan_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
         # a captured step sets q's support plan here: static shapes, no host read per forward
@@ -144,8 +156,8 @@ class NB201Net(SuperNet):
     def forward(self, images: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
         gates = gates.to(images.dtype)
         plan = self.fixed_plan or mixture_plan(gates.detach(), self.plan_reduce)
-        aux = self.aux_skip
-        return self._run(images, lambda cell, x: cell.forward_mixture(x, gates, plan, aux))
+        aux, drop = self.aux_skip, self.skip_dropout
+        return self._run(images, lambda cell, x: cell.forward_mixture(x, gates, plan, aux, drop))
 
     def forward_architecture(self, images: torch.Tensor, arch: torch.Tensor) -> torch.Tensor:
         ops = tuple(int(i) for i in arch.argmax(-1).tolist())

@@ -29,6 +29,8 @@ def test_unknown_preset_names_the_known_ones() -> None:
         ({"val_fraction": 1.0}, "val"),
         ({"space_options": {"width": 8}}, "width"),  # a resnet option on nb201
         ({"augmentation": {"cutout": 64}}, "cutout"),  # larger than 32-pixel CIFAR images
+        ({"skip_dropout": 1.0}, "skip-dropout"),
+        ({"space": "darts", "skip_dropout": 0.3}, "has none"),
     ],
 )
 def test_bad_values_are_one_line(changes: dict, needle: str) -> None:

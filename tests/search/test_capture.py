@@ -180,6 +180,13 @@ def test_steps_that_cannot_be_captured_run_eager_with_one_note() -> None:
         "steps run eager",
     ]
     program.net.aux_skip = 0.0  # type: ignore[assignment]
+    program.net.skip_dropout = 0.3  # type: ignore[assignment]
+    with step.step() as captured:
+        assert not captured
+    assert notes[-1] == (
+        "--capture compile: --skip-dropout changes the network every step: those steps run eager"
+    )
+    program.net.skip_dropout = 0.0  # type: ignore[assignment]
     with step.step() as captured:
         assert captured and program.net.fixed_plan is not None
     assert program.net.fixed_plan is None and "forward" not in vars(program.net)

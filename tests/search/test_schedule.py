@@ -12,7 +12,7 @@ from fakedata import write_cifar
 from bayesnas.config import PRESETS, SearchConfig, build_config
 from bayesnas.data import DATASETS, dataset_info, search_split
 from bayesnas.search import PRUNED_LOGIT, Searcher
-from bayesnas.spaces.nb201_cell import CONV3
+from bayesnas.spaces.nb201_cell import CONV3, EDGES, OPS, SKIP
 from bayesnas.spaces.nb201_mixture import NO_ROWS, ONLY, mixture_plan
 
 SIZED = [name for name, values in PRESETS.items() if "train_size" in values]
@@ -92,6 +92,29 @@ def test_after_the_warmup_q_learns_from_relaxed_draws_on_its_own_schedule(
     searcher._schedule(start)
     searcher._step(images, labels, start)
     assert not torch.equal(searcher.program.guide.gate_logits.detach(), before)
+
+
+def test_skip_dropout_acts_in_training_only_and_decays_to_zero(
+    tmp_path: Path, isolated_data_env: Path
+) -> None:
+    searcher = _searcher(tmp_path, skip_dropout=0.5)
+    net = searcher.program.net
+    rates = []
+    for step in (0, searcher.total_steps // 2, searcher.total_steps - 1):
+        searcher._schedule(step)
+        rates.append(net.skip_dropout)
+    assert rates[0] == 0.5 and 0 < rates[1] < 0.5 and rates[2] == 0.0
+    images = torch.randn(4, 3, 32, 32)
+    skips = torch.zeros(4, len(EDGES), len(OPS))
+    skips[..., SKIP] = 1.0  # every edge a skip: the cell is nothing but skips
+    net.skip_dropout = 0.5
+    net.train()
+    dropped = [net(images, skips) for _ in range(2)]
+    assert not torch.equal(dropped[0], dropped[1])  # fresh drops every forward
+    net.eval()
+    kept = net(images, skips)
+    net.skip_dropout = 0.0
+    assert torch.equal(kept, net(images, skips))  # no dropout outside training
 
 
 def test_the_uniform_sampler_never_relaxes(tmp_path: Path, isolated_data_env: Path) -> None:
