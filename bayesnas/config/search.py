@@ -106,8 +106,8 @@ class SearchConfig:
             raise UserError(f"--aux-skip must lie in [0, 1], got {self.aux_skip}")
         if not 0 <= self.skip_dropout < 1:
             raise UserError(f"--skip-dropout must lie in [0, 1), got {self.skip_dropout}")
-        for flag, value in (("--aux-skip", self.aux_skip), ("--skip-dropout", self.skip_dropout)):
-            if value and self.space != "nb201":
+        for flag, amount in (("--aux-skip", self.aux_skip), ("--skip-dropout", self.skip_dropout)):
+            if amount and self.space != "nb201":
                 raise UserError(f"{flag} acts on nb201's skip ops; --space {self.space} has none")
         if not 0 <= self.warmup < 1:
             raise UserError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
