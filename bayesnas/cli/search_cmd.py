@@ -49,7 +49,7 @@ from bayesnas.errors import UserError
 @click.option(
     "--warmup",
     type=float,
-    help="Fraction of steps that train the weights on exact draws from a frozen q.",
+    help="Fraction of steps that train the weights on draws from a frozen q (--warmup-draws).",
 )
 @space_flags
 @click.option("--tau", type=float, help="Concrete temperature when q starts to learn.")
@@ -58,9 +58,10 @@ from bayesnas.errors import UserError
 )
 @click.option(
     "--warmup-draws",
-    type=click.Choice(["example", "batch"]),
-    help="Exact draws in the warm-up: one architecture per example, or one per batch "
-    "(single-path, several times cheaper on a GPU).",
+    type=click.Choice(["example", "batch", "relaxed"]),
+    help="Draws in the warm-up: one exact architecture per example, one per batch "
+    "(single-path, several times cheaper on a GPU), or the relaxed mixture of every op "
+    "(convs trained together, at the relaxed step's cost).",
 )
 @click.option(
     "--aux-skip",

@@ -15,6 +15,7 @@ FLOAT_FIELDS = (
     "lr", "gate_lr", "warmup", "tau", "tau_final", "init_drop", "prior_l2", "val_fraction",
     "cost_weight",
 )  # fmt: skip
+WARMUP_DRAWS = ("example", "batch", "relaxed")  # --warmup-draws: see search/schedule.py
 COSTS = ("flops", "params")  # what the cost-aware prior charges: MFLOPs or M params
 
 
@@ -94,8 +95,10 @@ class SearchConfig:
             raise UserError(f"--gate-lr must be >= 0, got {self.gate_lr}")
         if not 0 <= self.prune_below < 0.2:
             raise UserError(f"--prune-below must lie in [0, 0.2), got {self.prune_below}")
-        if self.warmup_draws not in ("example", "batch"):
-            raise UserError(f"--warmup-draws must be example or batch, got {self.warmup_draws!r}")
+        if self.warmup_draws not in WARMUP_DRAWS:
+            raise UserError(
+                f"--warmup-draws must be {' or '.join(WARMUP_DRAWS)}, got {self.warmup_draws!r}"
+            )
         if self.capture not in CAPTURE_MODES:
             raise UserError(f"--capture must be none, compile or cuda-graphs, got {self.capture!r}")
         if self.capture == "cuda-graphs" and self.device == "cpu":

@@ -50,7 +50,7 @@ def apply_schedule(
     for group in gates:
         group["lr"] = cosine(group["base_lr"], learning, remaining) if learning >= 0 else 0.0
     if c.sampler == "posterior":
-        guide.relaxed = learning >= 0
+        guide.relaxed = learning >= 0 or c.warmup_draws == "relaxed"
         guide.shared_exact = learning < 0 and c.warmup_draws == "batch"
     tau = c.tau + (c.tau_final - c.tau) * max(0, learning) / max(1, remaining - 1)
     guide.temperature = tau

@@ -79,6 +79,23 @@ def test_warmup_trains_weights_on_exact_draws_with_q_frozen(
     assert searcher.optimizer.param_groups[1]["lr"] == 0.0
 
 
+def test_relaxed_warmup_trains_weights_on_the_whole_mixture_with_q_frozen(
+    tmp_path: Path, isolated_data_env: Path
+) -> None:
+    searcher = _searcher(tmp_path, warmup_draws="relaxed")
+    net = searcher.program.net
+    seen: list[torch.Tensor] = []
+    net.register_forward_pre_hook(lambda module, args: seen.append(args[1].detach().clone()))
+    before = searcher.program.guide.gate_logits.detach().clone()
+    images, labels = next(searcher.train_data.train_batches(8, 0, 0))
+    for step in range(3):
+        assert searcher._schedule(step) == 1.0  # the start temperature until q learns
+        searcher._step(images, labels, step)
+    assert all(((g > 0) & (g < 1)).all() for g in seen)  # every op weighted, none exact
+    assert torch.equal(searcher.program.guide.gate_logits.detach(), before)
+    assert searcher.optimizer.param_groups[1]["lr"] == 0.0
+
+
 def test_after_the_warmup_q_learns_from_relaxed_draws_on_its_own_schedule(
     tmp_path: Path, isolated_data_env: Path
 ) -> None:
