@@ -17,6 +17,7 @@ from bayesnas.cli.options import (
     space_names,
     space_option_table,
 )
+from bayesnas.config.search import WARMUP_DRAWS
 from bayesnas.errors import UserError
 
 
@@ -58,7 +59,7 @@ from bayesnas.errors import UserError
 )
 @click.option(
     "--warmup-draws",
-    type=click.Choice(["example", "batch", "relaxed"]),
+    type=click.Choice(WARMUP_DRAWS),
     help="Draws in the warm-up: one exact architecture per example, one per batch "
     "(single-path, several times cheaper on a GPU), or the relaxed mixture of every op "
     "(convs trained together, at the relaxed step's cost).",

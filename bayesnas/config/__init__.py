@@ -2,7 +2,7 @@
 ``build_config`` (``presets``)."""
 
 from bayesnas.config.presets import PRESET_PURPOSE, PRESETS, build_config, space_preset
-from bayesnas.config.search import COSTS, MAX_SEED, SearchConfig, check_seed
+from bayesnas.config.search import COSTS, MAX_SEED, WARMUP_DRAWS, SearchConfig, check_seed
 
 __all__ = [
     "COSTS",
@@ -10,6 +10,7 @@ __all__ = [
     "PRESETS",
     "PRESET_PURPOSE",
     "SearchConfig",
+    "WARMUP_DRAWS",
     "build_config",
     "check_seed",
     "space_preset",

@@ -41,7 +41,7 @@ class SearchConfig:
     tau: float = 1.0  # Concrete temperature at the start ...
     tau_final: float = 1.0  # ... annealed linearly after the warm-up to this by the last step
     prune_below: float = 0.0  # after the warm-up, an op with q below this at an epoch end is cut
-    warmup_draws: str = "example"  # exact draws in the warm-up: one per example, or per batch
+    warmup_draws: str = "example"  # warm-up draws: exact per example or per batch, or relaxed
     aux_skip: float = 0.0  # nb201: DARTS-'s auxiliary skip, this weight at q's start, linear to 0
     skip_dropout: float = 0.0  # nb201: P-DARTS's dropout after skip ops, this rate at step 0, to 0
     init_drop: float = 0.1  # initial drop probability p of every Bernoulli group (paper)

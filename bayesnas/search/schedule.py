@@ -1,4 +1,4 @@
-"""The search's schedules: cosine learning rates, the warm-up on exact draws, tau, pruning.
+"""The search's schedules: cosine learning rates, the warm-up with q frozen, tau, pruning.
 
 Everything here is a pure function of the global step (or the epoch), so a resumed or
 data-parallel run sets exactly what an uninterrupted single process sets at that step.
@@ -22,7 +22,7 @@ def cosine(base: float, step: int, total: int) -> float:
 
 
 def warmup_steps(config: SearchConfig, total_steps: int) -> int:
-    """Steps in which q stays frozen while the weights train on exact draws from it."""
+    """Steps in which q stays frozen while the weights train on draws from it."""
     return math.ceil(config.warmup * total_steps)
 
 
@@ -35,11 +35,13 @@ def apply_schedule(
 ) -> float:
     """Set the learning rates, the draw kind and the temperature for global ``step``.
 
-    During the warm-up q is frozen, so the weights train on exact draws from it (one per
+    During the warm-up q is frozen, so the weights train on draws from it: exact ones (one per
     example, or with ``warmup_draws="batch"`` one path per batch as in single-path one-shot
-    NAS, which costs one sub-network's step): unbiased for Eq. 15's weight gradient either
-    way. Afterwards the gates are relaxed (Concrete) so that q gets gradients, and the gate
-    learning rate and tau follow their schedules over the remaining steps. Returns tau.
+    NAS, which costs one sub-network's step), unbiased for Eq. 15's weight gradient; or with
+    ``warmup_draws="relaxed"`` the relaxed mixture, which trains every op together with every
+    other one (docs/architecture.md, "What decides q"). Afterwards the gates are relaxed
+    (Concrete) so that q gets gradients, and the gate learning rate and tau follow their
+    schedules over the remaining steps. Returns tau.
     """
     c, guide = config, program.guide
     warmup = warmup_steps(c, total_steps)

@@ -116,7 +116,7 @@ class Searcher:
 
     @property
     def warmup_steps(self) -> int:
-        """Steps in which q stays frozen while the weights train on exact draws from it."""
+        """Steps in which q stays frozen while the weights train on draws from it."""
         return schedule.warmup_steps(self.config, self.total_steps)
 
     @property
