@@ -100,19 +100,25 @@ def build_program(
     in_channels: int,
     num_data: int,
     image_size: int | None = None,
+    evidence_logits: torch.Tensor | None = None,
 ) -> Program:
     """Build the program for ``config``; ``num_data`` is the N that scales the KL (Eq. 15);
     ``image_size`` (the data's, when config alone cannot know it: an image folder) prices the
-    cost-aware prior."""
+    cost-aware prior; ``evidence_logits`` (``bayesnas.priors``) are the zero-cost prior's, which
+    the guide starts from. Priors multiply: their logits add."""
     pyro.settings.set(module_local_params=True)
     net = create_space(
         config.space, num_classes=num_classes, in_channels=in_channels, **config.space_options
     )
     prior_logits = cost_prior_logits(net, config, image_size)
-    model = SuperNetModel(net, num_data, config.prior_l2, prior_logits)
-    guide = VariationalDropoutGuide(
-        net.layout, net.init_gate_logits(config.init_drop), num_data, config.tau
-    )
+    init_logits = net.init_gate_logits(config.init_drop)
+    if evidence_logits is not None:
+        evidence_logits = evidence_logits.to(init_logits)
+        prior_logits = evidence_logits if prior_logits is None else prior_logits + evidence_logits
+        init_logits = evidence_logits.clone()
+    temperature = config.likelihood_temperature
+    model = SuperNetModel(net, num_data, config.prior_l2, prior_logits, temperature)
+    guide = VariationalDropoutGuide(net.layout, init_logits, num_data, config.tau, temperature)
     if config.sampler == "uniform":  # single-path one-shot: exact uniform draws, q never moves
         guide.gate_logits.requires_grad_(False)
         guide.gate_logits.data.zero_()

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from bayesnas.cli.options import SEED
+from bayesnas.selection.scorers import SCORERS
 
 
 @click.command()
@@ -81,6 +82,15 @@ from bayesnas.cli.options import SEED
     "--max-flops",
     type=float,
     help="Keep only draws of at most this many MFLOPs per image (rejected ones are redrawn).",
+)
+@click.option(
+    "--score",
+    type=click.Choice(list(SCORERS)),
+    default="inherited",
+    show_default=True,
+    help="How candidates are ranked: "
+    + "; ".join(f"{name}: {scorer.help}" for name, scorer in SCORERS.items())
+    + ".",
 )
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option(

@@ -17,7 +17,13 @@ from bayesnas.cli.options import (
     space_names,
     space_option_table,
 )
-from bayesnas.config.search import WARMUP_DRAWS
+from bayesnas.config.search import (
+    ARCH_PRIORS,
+    MAX_PRIOR_STRENGTH,
+    MAX_TEMPERATURE,
+    PRIOR_PROXIES,
+    WARMUP_DRAWS,
+)
 from bayesnas.errors import UserError
 
 
@@ -43,7 +49,11 @@ from bayesnas.errors import UserError
     type=click.Choice(["posterior", "uniform"]),
     help="posterior: learn q(architecture) by SVI; uniform: keep q uniform (baseline).",
 )
-@click.option("--epochs", type=POSITIVE_INT, help="Passes over the search-train split.")
+@click.option(
+    "--epochs",
+    type=NON_NEGATIVE_INT,
+    help="Passes over the search-train split; 0: no SVI, q stays at its start (the prior).",
+)
 @click.option("--batch-size", type=POSITIVE_INT, help="Images per SVI step.")
 @click.option("--lr", type=float, help="Initial learning rate of the weights (cosine to 0).")
 @click.option("--gate-lr", type=float, help="Initial learning rate of the gate logits.")
@@ -102,6 +112,33 @@ from bayesnas.errors import UserError
     type=float,
     help="LAMBDA of the cost-aware prior, per MFLOP or per M params; the KL is scaled by 1/N, "
     "so it matters at about N x the per-image NLL gain of a cost unit.",
+)
+@click.option(
+    "--arch-prior",
+    type=click.Choice(ARCH_PRIORS),
+    help="Prior over architectures: uniform (the paper's), or zero-cost: per-(edge, op) "
+    "evidence from training-free removal scores on fresh super-networks (seconds), which q "
+    "also starts from (nb201).",
+)
+@click.option(
+    "--prior-strength",
+    type=click.FloatRange(0, MAX_PRIOR_STRENGTH),
+    help="Zero-cost prior logits = this x each edge's z-scored evidence; 0 = flat.",
+)
+@click.option(
+    "--prior-proxy", type=click.Choice(PRIOR_PROXIES), help="Training-free proxy of the prior."
+)
+@click.option(
+    "--prior-repeats",
+    type=POSITIVE_INT,
+    help="Fresh initialisations the zero-cost evidence is averaged over (own batch and order).",
+)
+@click.option("--prior-batch", type=POSITIVE_INT, help="Images per proxy evaluation.")
+@click.option(
+    "--likelihood-temperature",
+    type=click.FloatRange(1, MAX_TEMPERATURE),
+    help="T of the tempered likelihood: q(arch) ~ p(arch) p(data | arch)^(1/T), i.e. the "
+    "architecture KL weighted T/N instead of 1/N; 1 = Eq. 15.",
 )
 @click.option("--seed", type=SEED, help="Seed of initialisation, data order and gate noise.")
 @click.option("--device", help="auto | cpu | cuda | cuda:N.")

@@ -13,10 +13,14 @@ MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
 CAPTURE_MODES = ("none", "compile", "cuda-graphs")  # --capture: see bayesnas/search/capture.py
 FLOAT_FIELDS = (
     "lr", "gate_lr", "warmup", "tau", "tau_final", "init_drop", "prior_l2", "val_fraction",
-    "cost_weight",
+    "cost_weight", "prior_strength", "likelihood_temperature",
 )  # fmt: skip
 WARMUP_DRAWS = ("example", "batch", "relaxed")  # --warmup-draws: see search/schedule.py
-COSTS = ("flops", "params")  # what the cost-aware prior charges: MFLOPs or M params
+COSTS = ("flops", "params")
+ARCH_PRIORS = ("uniform", "zero-cost")  # --arch-prior: see bayesnas/priors/
+PRIOR_PROXIES = ("naswot",)  # training-free proxies of the zero-cost prior (priors/proxies.py)
+MAX_PRIOR_STRENGTH = 100.0  # beyond this the prior is a point mass in float32 softmax terms
+MAX_TEMPERATURE = 1e6  # what the cost-aware prior charges: MFLOPs or M params
 
 
 def check_seed(seed: int) -> None:
@@ -63,6 +67,12 @@ class SearchConfig:
     preset: str | None = None
     cost: str | None = None  # cost-aware prior p(arch) ~ exp(-cost_weight * cost): flops | params
     cost_weight: float = 0.0  # lambda per MFLOP or per M params; 0 (default): the paper's prior
+    arch_prior: str = "uniform"  # uniform (paper) | zero-cost: removal evidence at init
+    prior_strength: float = 1.0  # zero-cost prior logits = strength x per-edge z-scores
+    prior_proxy: str = "naswot"  # the training-free proxy of the zero-cost prior
+    prior_repeats: int = 8  # initialisations (each with its own batch and edge order)
+    prior_batch: int = 128  # images per proxy evaluation
+    likelihood_temperature: float = 1.0  # q(arch) ~ p(arch) p(D | arch)^(1/T); 1: Eq. 15
 
     def with_updates(self, **changes: Any) -> SearchConfig:
         """A copy with ``changes`` applied (None values ignored), validated."""
@@ -82,7 +92,13 @@ class SearchConfig:
                 f"got {self.checkpoint_minutes}"
             )
         check_seed(self.seed)
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size}
+        if self.epochs < 0:
+            raise UserError(f"--epochs must be at least 0 (0: q is its start), got {self.epochs}")
+        positive = {
+            "batch_size": self.batch_size,
+            "prior_repeats": self.prior_repeats,
+            "prior_batch": self.prior_batch,
+        }
         for name, value in positive.items():
             if value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -129,6 +145,7 @@ class SearchConfig:
                 f"--cost-weight must be >= 0 and needs --cost {'|'.join(COSTS)}, "
                 f"got {self.cost_weight} with cost {self.cost}"
             )
+        self._check_prior()
         if self.sampler not in ("posterior", "uniform"):
             raise UserError(f"--sampler must be posterior or uniform, got {self.sampler!r}")
         from bayesnas.data import DATASETS
@@ -155,6 +172,35 @@ class SearchConfig:
                 raise UserError(f"--{name} must be at least {minimum[name]}, got {value}")
         self._check_augmentation()
         return self
+
+    def _check_prior(self) -> None:
+        """The architecture prior's name, strength and proxy, and the likelihood temperature."""
+        if self.arch_prior not in ARCH_PRIORS:
+            raise UserError(
+                f"--arch-prior must be {' or '.join(ARCH_PRIORS)}, got {self.arch_prior!r}"
+            )
+        if not 0 <= self.prior_strength <= MAX_PRIOR_STRENGTH:
+            raise UserError(
+                f"--prior-strength must lie in [0, {MAX_PRIOR_STRENGTH:g}], "
+                f"got {self.prior_strength}"
+            )
+        if self.prior_proxy not in PRIOR_PROXIES:
+            raise UserError(
+                f"--prior-proxy must be one of {', '.join(PRIOR_PROXIES)}, got {self.prior_proxy!r}"
+            )
+        if not 1 <= self.likelihood_temperature <= MAX_TEMPERATURE:
+            raise UserError(
+                f"--likelihood-temperature must lie in [1, {MAX_TEMPERATURE:g}] "
+                f"(1: Eq. 15), got {self.likelihood_temperature}"
+            )
+        from bayesnas.spaces import get_space
+
+        supported = get_space(self.space).arch_priors
+        if self.arch_prior not in supported:
+            raise UserError(
+                f"--arch-prior {self.arch_prior} needs one categorical op gate per edge; "
+                f"--space {self.space} supports {', '.join(supported)}"
+            )
 
     def _check_augmentation(self) -> None:
         """Crop padding and cutout no larger than the image (ImageNet: its training crop)."""

@@ -32,11 +32,13 @@ class VariationalDropoutGuide(PyroModule):
         init_logits: torch.Tensor,
         num_data: int,
         temperature: float = 0.2,
+        kl_temperature: float = 1.0,
     ):
         super().__init__()
         self.layout = layout
         self.num_data = int(num_data)
         self.temperature = float(temperature)
+        self.kl_temperature = float(kl_temperature)  # the model's likelihood temperature T
         self.relaxed = True
         self.shared_exact = False  # exact draws: one path for the whole batch (weight warm-up)
         self.gate_logits = nn.Parameter(init_logits.clone())
@@ -48,7 +50,7 @@ class VariationalDropoutGuide(PyroModule):
     ) -> torch.Tensor:
         batch = 1 if images is None else images.shape[0]
         subsample = torch.arange(batch, device=self.gate_logits.device)
-        scale = poutine.scale(scale=1.0 / self.num_data)
+        scale = poutine.scale(scale=self.kl_temperature / self.num_data)
         with pyro.plate("data", self.num_data, subsample=subsample), scale:
             return pyro.sample(ARCH_SITE, self.posterior(batch))
 

@@ -3,8 +3,11 @@
 Written so that (1/N) x the negative ELBO under the variational-dropout guide is the paper's
 Eq. 15 (METHOD.md): the gate site and the gated weight prior sit in ``poutine.scale(1/N)``
 inside the subsampled data plate, so both are counted once per data set of size N.
-The architecture prior is the paper's flat one, or (``--cost``) p(arch) proportional to
-exp(-lambda * cost(arch)) with an additive cost (``spaces/costs.py``), which factorises per gate.
+The architecture prior is the paper's flat one, or logits per gate element: (``--cost``)
+p(arch) proportional to exp(-lambda * cost(arch)) with an additive cost (``spaces/costs.py``),
+and/or (``--arch-prior zero-cost``) training-free evidence (``bayesnas/priors``).
+A likelihood temperature T > 1 scales the gate site by T/N instead of 1/N: the architecture's
+posterior is then p(arch) p(D | arch)^(1/T) (a tempered likelihood); the weights see Eq. 15.
 """
 
 from __future__ import annotations
@@ -38,13 +41,15 @@ class SuperNetModel(nn.Module):
         num_data: int,
         prior_l2: float,
         prior_logits: torch.Tensor | None = None,
+        temperature: float = 1.0,
     ):
         super().__init__()
         self.net = net
         self.num_data = int(num_data)
         self.prior_l2 = float(prior_l2)
+        self.temperature = float(temperature)
         self.last_logits: torch.Tensor | None = None  # latest forward's logits, for train accuracy
-        # the cost-aware prior's logits per gate element (-lambda * cost); None: the paper's
+        # the prior's logits per gate element (cost-aware and/or zero-cost); None: the paper's
         self.prior_logits: torch.Tensor | None
         self.register_buffer("prior_logits", prior_logits, persistent=False)
 
@@ -62,10 +67,11 @@ class SuperNetModel(nn.Module):
         device = next(self.net.parameters()).device
         subsample = torch.arange(batch, device=device)
         with pyro.plate("data", self.num_data, subsample=subsample):
-            with poutine.scale(scale=1.0 / self.num_data):
+            with poutine.scale(scale=self.temperature / self.num_data):
                 gates = pyro.sample(ARCH_SITE, self.arch_prior(batch, device))
-                if images is None:
-                    return gates
+            if images is None:
+                return gates
+            with poutine.scale(scale=1.0 / self.num_data):
                 sq_norms = self.net.gated_sq_norms().flatten()
                 penalty = gates.flatten(1).to(sq_norms.dtype) @ sq_norms
                 pyro.factor("gated_weight_prior", -0.5 * self.prior_l2 * penalty)

@@ -108,7 +108,19 @@ def _saved(searcher: Searcher) -> dict[str, Any]:
             "gradients": "averaged over ranks: each update is the one-process update on the "
             "global batch, so the learning rates apply unchanged",
         },
+        "arch_prior": _prior_record(searcher),
         "versions": rundir.versions(searcher.device),
+    }
+
+
+def _prior_record(searcher: Searcher) -> dict[str, Any]:
+    """The architecture prior the search used, with its logits (null: the flat prior)."""
+    c, logits = searcher.config, searcher.arch_prior_logits
+    return {
+        "name": c.arch_prior,
+        "strength": c.prior_strength,
+        "proxy": c.prior_proxy,
+        "logits": None if logits is None else logits.tolist(),
     }
 
 

@@ -23,6 +23,7 @@ from bayesnas.config import SearchConfig
 from bayesnas.data import search_data
 from bayesnas.distributed import from_env, rank_seed, syncbn
 from bayesnas.errors import Interrupted, UserError
+from bayesnas.priors import arch_prior_logits
 from bayesnas.program import Program, build_program
 from bayesnas.progress import step_bar
 from bayesnas.search import metrics, parallel, schedule, state
@@ -40,8 +41,17 @@ class Searcher:
         pyro.set_rng_seed(config.seed)
         self.train_data, self.val_data, self.info = search_data(config, self.device)
         self.kl_n = config.kl_n or 10 * len(self.train_data)
+        # the zero-cost prior: the same on every rank (its own seeded random state)
+        self.arch_prior_logits = arch_prior_logits(
+            config, self.train_data, self.info, self.device, self.show_progress
+        )
         self.program: Program = build_program(
-            config, self.info.num_classes, self.info.channels, self.kl_n, self.info.image_size
+            config,
+            self.info.num_classes,
+            self.info.channels,
+            self.kl_n,
+            self.info.image_size,
+            self.arch_prior_logits,
         )
         self._parallelise()
         self.program.elbo.to(self.device)

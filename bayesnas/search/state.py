@@ -122,6 +122,7 @@ def posterior(s: Searcher, mode_text: str | None, val: dict[str, Any], gates: di
         },
         "net": p.net.state_dict(),
         "gate_logits": p.guide.gate_logits.detach().cpu(),
+        "arch_prior_logits": s.arch_prior_logits,  # the zero-cost prior's (None: flat)
         "mode": mode_text,
         "mode_val_acc": val["accuracy"],
         "mode_val_nll": val["nll"],

@@ -154,7 +154,7 @@ def ensemble(config: EnsembleConfig) -> tuple[Path, dict[str, Any]]:
     sample_config = SampleConfig(
         batch_size=config.batch_size, val_size=config.val_size, seed=config.seed
     )
-    val_batches, train_batches = _data(posterior, device, sample_config)
+    val_batches, train_batches, _ = _data(posterior, device, sample_config)
     splits = {"val": val_batches}
     if config.test:
         splits["test"] = _test_batches(posterior, device, config.batch_size)

@@ -42,7 +42,9 @@ def export_ensemble(run: Path | None, device: str = "auto") -> Path:
         ) from None
     posterior = load_posterior(run_dir, resolve_device(device))
     net = posterior.program.net
-    _, train_batches = _data(posterior, posterior.program.guide.gate_logits.device, SampleConfig())
+    _, train_batches, _ = _data(
+        posterior, posterior.program.guide.gate_logits.device, SampleConfig()
+    )
     target, staging = run_dir / FOLDER, run_dir / f".{FOLDER}-staging"
     shutil.rmtree(staging, ignore_errors=True)
     folders, weights = [], []

@@ -49,7 +49,12 @@ def load_posterior(run_dir: Path, device: torch.device) -> Posterior:
     config = SearchConfig.from_json(payload["config"])
     data = payload["dataset"]
     program = build_program(
-        config, data["num_classes"], data["channels"], payload["kl_n"], data.get("image_size")
+        config,
+        data["num_classes"],
+        data["channels"],
+        payload["kl_n"],
+        data.get("image_size"),
+        payload.get("arch_prior_logits"),
     )
     program.net.load_state_dict(payload["net"])
     with torch.no_grad():

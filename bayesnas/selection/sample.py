@@ -35,6 +35,7 @@ from bayesnas.selection.rank import (
     distinct,
     evaluate_shared,
 )
+from bayesnas.selection.scorers import SCORERS, ScoringContext, ranking_key
 
 SAMPLES = rundir.SAMPLES
 DEFAULT_TOP_K = 5  # exported by default, or n when fewer are drawn
@@ -60,6 +61,7 @@ class SampleConfig:
     max_flops: float | None = None  # budget in MFLOPs per image (None: none)
     fine_tune_steps: int = 0  # SGD steps per candidate before it is scored (0: inherited weights)
     fine_tune_lr: float = 0.05
+    score: str = "inherited"  # how candidates are ranked: a name in selection/scorers SCORERS
 
     @property
     def fine_tune(self) -> FineTune | None:
@@ -89,6 +91,10 @@ class SampleConfig:
             raise UserError(
                 "--fine-tune-steps re-estimates BatchNorm while fine-tuning; drop --bn recalibrate"
             )
+        from bayesnas.selection.scorers import SCORERS
+
+        if self.score not in SCORERS:
+            raise UserError(f"--score must be one of {', '.join(SCORERS)}, got {self.score!r}")
         check_seed(self.seed)
         if self.batch_size < 1 or (self.val_size is not None and self.val_size < 1):
             raise UserError("--batch-size and --val-size must be at least 1")
@@ -107,7 +113,7 @@ def _data(posterior: Posterior, device: torch.device, config: SampleConfig):
     def train_batches():
         return train.train_batches(config.batch_size, 0, config.seed)
 
-    return val_batches, train_batches
+    return val_batches, train_batches, train
 
 
 def _rows(posterior: Posterior, candidates: list[Candidate], config: SampleConfig) -> list[dict]:
@@ -120,6 +126,7 @@ def _rows(posterior: Posterior, candidates: list[Candidate], config: SampleConfi
             "n": config.n,
             "top_k": config.top_k,
             "bn": config.bn,
+            "score_by": config.score,
             "rank": rank,
             "draws": len(c.draws),
             "first_draw": c.draws[0],
@@ -182,7 +189,7 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
     run_dir = rundir.find_run(config.run)
     dist, device = from_env(config.device)  # under torchrun: the candidates split over ranks
     posterior = load_posterior(run_dir, device)
-    val_batches, train_batches = _data(posterior, device, config)
+    val_batches, train_batches, train_split = _data(posterior, device, config)
     budget = Budget(config.max_params, config.max_flops)
     drawn = None
     if budget.active:
@@ -214,7 +221,9 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
             fine_tune=config.fine_tune,
             progress=bar.update,
         )
-    ranked = sorted(candidates, key=lambda c: (-c.metrics["val_acc"], c.metrics["val_nll"]))
+    context = ScoringContext(posterior, val_batches, train_split, device, config.seed)
+    SCORERS[config.score]().score(context, candidates)
+    ranked = sorted(candidates, key=ranking_key)
     rows = with_costs(posterior, _rows(posterior, ranked, config), budget, drawn)
     if not dist.main:  # rank 0 alone writes, once
         return run_dir, rows

@@ -117,6 +117,8 @@ class Space:
     - ``sample_defect(row)``: what is wrong with a samples.jsonl row of this space (None: fine).
     - ``presets``: per search preset, the values this space sets over it (its sizes and what
       they need), applied by ``config.build_config`` when the search uses this space.
+    - ``arch_priors``: the architecture priors (``bayesnas.priors``) its gates support; the
+      zero-cost prior needs one categorical op gate per edge.
     """
 
     name: str
@@ -127,6 +129,7 @@ class Space:
     figure: str | None = None
     sample_defect: Callable[[dict[str, Any]], str | None] | None = None
     presets: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    arch_priors: tuple[str, ...] = ("uniform",)
 
     @property
     def summary(self) -> str:

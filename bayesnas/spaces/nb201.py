@@ -273,4 +273,5 @@ SPACE = Space(
     subnet=_subnet,
     figure="cell",
     sample_defect=_sample_defect,
+    arch_priors=("uniform", "zero-cost"),
 )

@@ -25,7 +25,11 @@ def test_unknown_preset_names_the_known_ones() -> None:
     ("changes", "needle"),
     [
         ({"gate_lr": -1.0}, "gate"),
-        ({"epochs": 0}, "epochs"),
+        ({"epochs": -1}, "epochs"),
+        ({"prior_strength": -1.0}, "prior-strength"),
+        ({"prior_strength": float("nan")}, "prior-strength"),
+        ({"likelihood_temperature": 0.5}, "likelihood-temperature"),
+        ({"arch_prior": "zero-cost", "space": "resnet"}, "arch-prior"),
         ({"val_fraction": 1.0}, "val"),
         ({"space_options": {"width": 8}}, "width"),  # a resnet option on nb201
         ({"augmentation": {"cutout": 64}}, "cutout"),  # larger than 32-pixel CIFAR images
