@@ -1,4 +1,5 @@
-"""Figures 1-3 of a run's posterior diagnostics; figures 4-5 re-exported from ``candidates``.
+"""Figures 1-3 of a run's posterior diagnostics; figure 2b re-exported from ``prior_figure``,
+figures 4-5 from ``candidates``.
 
 Every ``*_figure`` function builds a ``matplotlib.figure.Figure`` without pyplot (no global
 state, no display); ``savefig`` renders it with Agg. The arrays are
@@ -14,7 +15,6 @@ from typing import Any, cast
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
-from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from bayesnas.report.candidates import (
@@ -25,6 +25,7 @@ from bayesnas.report.candidates import (
     samples_figure,
 )
 from bayesnas.report.decision import when_q_decided
+from bayesnas.report.prior_figure import prior_posterior_figure
 from bayesnas.report.series import (
     TOP_K,
     Row,
@@ -35,11 +36,12 @@ from bayesnas.report.series import (
     keep_probabilities,
     op_history,
     op_matrix,
+    prior_posterior,
     series,
     top_k,
     unit_names,
 )
-from bayesnas.report.style import OP_LABELS, STAGE_COLORS, new_figure, stage_color
+from bayesnas.report.style import OP_LABELS, STAGE_COLORS, heatmap, new_figure, stage_color
 
 __all__ = [
     "OP_LABELS",
@@ -60,6 +62,8 @@ __all__ = [
     "new_figure",
     "op_history",
     "op_matrix",
+    "prior_posterior",
+    "prior_posterior_figure",
     "samples_figure",
     "series",
     "stage_color",
@@ -159,33 +163,13 @@ def training_figure(metrics: list[Row], steps: list[Row] | None = None) -> Figur
     return fig
 
 
-def _heatmap(
-    ax: Axes, edges: list[str], ops: list[str], probs: np.ndarray, mode: list[str] | None = None
-) -> Any:
-    """q(op | edge) with the mode framed: the row's top op, or ``mode``'s op per row where the
-    space's mode is not row by row (darts: the most probable pair of inputs per node)."""
-    image = ax.imshow(probs, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    for (i, j), value in np.ndenumerate(probs):
-        color = "black" if value > 0.6 else "white"
-        ax.text(j, i, f"{value:.3f}", ha="center", va="center", color=color, fontsize=9)
-    tops = probs.argmax(1) if mode is None else [ops.index(op) for op in mode]
-    for i, j in enumerate(tops):
-        if mode is None and np.sum(probs[i] == probs[i, j]) > 1:
-            continue  # tied: this edge has no mode yet
-        ax.add_patch(Rectangle((j - 0.45, i - 0.42), 0.9, 0.84, fill=False, ec="orange", lw=2))
-    ax.set_xticks(range(len(ops)), [OP_LABELS.get(o, o) for o in ops], rotation=30, ha="right")
-    ax.set_yticks(range(len(edges)), [f"edge {e.replace('<-', ' <- ')}" for e in edges])
-    ax.set_xlabel("operation")
-    return image
-
-
 def cell_posterior_figure(metrics: list[Row], gates: dict[str, Any], when: str) -> Figure:
     """Figure 2 (nb201): q(op | edge) at the end as a heatmap, and its evolution per edge."""
     edges, ops, probs = op_matrix(gates)
     fig = new_figure(15, 5.2)
     left, right = cast(Sequence[SubFigure], fig.subfigures(1, 2, width_ratios=[1, 1.5]))
     ax = left.subplots()
-    image = _heatmap(ax, edges, ops, probs, gates.get("mode_ops"))
+    image = heatmap(ax, edges, ops, probs, gates.get("mode_ops"))
     left.colorbar(image, ax=ax, label="q(op | edge)")
     ax.set_title(f"Architecture posterior {when} (framed: mode)")
     axes = right.subplots(2, 3, sharex=True, sharey=True)

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
+
 from bayesnas import rundir
 from bayesnas.errors import UserError
 from bayesnas.report import figures
@@ -56,6 +58,9 @@ def _figures(run: RunData, calls: dict[str, list[Row]]) -> list[tuple[str, str, 
         mode = gates["mode"] if run.has_mode else "none yet (tied gate logits)"
         caption = f"q(op | edge) {run.when} (rows sum to 1) and over epochs; mode {mode}"
         made.append(("02-posterior", "Architecture posterior", caption, figure))
+        logits = run.prior_posterior_logits
+        if logits is not None:
+            made.append(_prior_posterior(run, gates, *logits))
     elif gates is not None:
         figure = figures.group_posterior_figure(gates, run.when)
         caption = f"keep probability per gate group {run.when}, its histogram, and what is dropped"
@@ -85,6 +90,24 @@ def _figures(run: RunData, calls: dict[str, list[Row]]) -> list[tuple[str, str, 
     return made
 
 
+def _prior_posterior(
+    run: RunData, gates: dict[str, Any], prior_logits: np.ndarray, gate_logits: np.ndarray
+) -> tuple[str, str, str, Any]:
+    """Figure 2b of a run with a non-flat architecture prior: (stem, title, caption, figure)."""
+    c, epochs = run.config, run.epochs_done
+    prior = f"{c['arch_prior']} ({c['prior_proxy']}, strength {c['prior_strength']:g})"
+    when = f"after {epochs} epoch{'' if epochs == 1 else 's'} of SVI"
+    figure = figures.prior_posterior_figure(gates, prior_logits, gate_logits, prior, when)
+    caption = (
+        f"p(op | edge): the {prior} prior from training-free evidence, computed before SVI; "
+        f"q(op | edge): the posterior {when}; one colour scale, framed: each edge's top op; "
+        "bars: KL(q || p) per edge in nats"
+    )
+    if c.get("cost") is not None and c.get("cost_weight"):
+        caption += f" (p leaves out the search prior's --cost {c['cost']} term)"
+    return "02-prior-posterior", "Architecture prior vs posterior", caption, figure
+
+
 def _render(
     run_dir: Path, fmt: str
 ) -> tuple[list[tuple[str, str, str, bytes]], list[str], RunData]:
@@ -112,6 +135,9 @@ def _render(
             f"{SAMPLES} holds {earlier} earlier sample call(s); figures 4-5 use the "
             "latest call of each sampler"
         )
+    prior = run.config.get("arch_prior", "uniform") != "uniform" and run.config["prior_strength"]
+    if run.posterior is None and prior:
+        notes.append("the prior vs posterior figure comes with posterior.pt, when the run ends")
     if not run.has_mode and not calls and run.gates is not None:
         notes.append("q has no mode yet (its gate logits are tied): no figure 6 until it has one")
     rendered = []

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bayesnas import rundir
 from bayesnas.errors import UserError
 from bayesnas.rundir import SAMPLES
@@ -43,6 +45,17 @@ class RunData:
 
             return has_mode(self.posterior["gate_logits"])
         return self.gates is not None and self.gates.get("mode") is not None
+
+    @property
+    def prior_posterior_logits(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The architecture prior's and q's gate logits when the prior is not flat (zero-cost);
+        None for a flat prior, a run from before priors, or one without posterior.pt yet."""
+        if self.posterior is None or self.posterior.get("arch_prior_logits") is None:
+            return None
+        prior = np.asarray(self.posterior["arch_prior_logits"], dtype=float)
+        if not np.ptp(prior, axis=-1).any():
+            return None  # every row tied (--prior-strength 0): the flat prior
+        return prior, np.asarray(self.posterior["gate_logits"], dtype=float)
 
     @property
     def gates(self) -> dict[str, Any] | None:

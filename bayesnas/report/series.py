@@ -32,6 +32,23 @@ def op_matrix(gates: dict[str, Any]) -> tuple[list[str], list[str], np.ndarray]:
     return edges, ops, probs
 
 
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis, shifted by the row's maximum so that it never overflows."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def prior_posterior(
+    prior_logits: np.ndarray, gate_logits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """p(op | edge) and q(op | edge) as ``[edge, op]`` arrays (softmax of the prior's and of q's
+    logits) and KL(q || p) per edge in nats: how far SVI moved each edge from the prior."""
+    log_p = _log_softmax(np.asarray(prior_logits, dtype=float))
+    log_q = _log_softmax(np.asarray(gate_logits, dtype=float))
+    q = np.exp(log_q)
+    return np.exp(log_p), q, (q * (log_q - log_p)).sum(-1)
+
+
 def op_history(metrics: list[Row]) -> np.ndarray:
     """q(op | edge) after every epoch, ``[epoch, edge, op]``."""
     return np.stack([op_matrix(r["gates"])[2] for r in metrics])
