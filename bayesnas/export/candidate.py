@@ -18,6 +18,7 @@ from typing import Any
 
 import safetensors.torch
 import torch
+from safetensors import safe_open
 from torch import nn
 
 from bayesnas import __version__, rundir
@@ -32,6 +33,7 @@ INPUT = (
     "uint8 / 255); the model normalises them inside with the training data's mean and std"
 )
 ARCHITECTURE, WEIGHTS, METRICS = "architecture.json", "weights.safetensors", "metrics.json"
+NORMALISATION_BOUND = 1e6  # |mean| and std of images in [0, 1] are at most 1; NaN fails too
 
 
 def export_candidate(
@@ -103,22 +105,33 @@ def load_exported(path: str | Path) -> nn.Module:
 
 def preprocessed(description: dict[str, Any], subnet: nn.Module) -> ExportedModel:
     """``subnet`` behind the normalisation recorded in the export (none if it records none)."""
+    return ExportedModel(subnet, *normalisation(description, "the export")).eval()
+
+
+def normalisation(description: dict[str, Any], where: str) -> tuple[list[float], list[float]]:
+    """The export's input mean and std (0 and 1 where it records none); UserError unless each
+    lists one finite number per input channel and every std is above 0, as a 0 or NaN std
+    would turn every image into inf or NaN."""
     data = description.get("dataset")
     data = data if isinstance(data, dict) else {}
     channels = description["subnet"].get("in_channels", 3)
-    mean = data.get("mean") or [0.0] * channels
-    std = data.get("std") or [1.0] * channels
-
-    def valid(values: Any) -> bool:
-        return (
+    found = {}
+    for name, default in (("mean", 0.0), ("std", 1.0)):
+        values = data.get(name)
+        values = [default] * channels if values is None else values
+        if not (
             isinstance(values, list)
             and len(values) == channels
             and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)
-        )
-
-    if not (valid(mean) and valid(std)):
-        raise UserError(f"the export records no valid mean and std for its {channels} channels")
-    return ExportedModel(subnet, list(mean), list(std)).eval()
+            and all(abs(x) <= NORMALISATION_BOUND and (name == "mean" or x > 0) for x in values)
+        ):
+            above = "" if name == "mean" else " above 0"
+            raise UserError(
+                f"{where} records dataset {name} {values!r}: it must list one finite number"
+                f"{above} per input channel ({channels}); export again"
+            )
+        found[name] = [float(x) for x in values]
+    return found["mean"], found["std"]
 
 
 def read_export(path: str | Path) -> tuple[dict[str, Any], nn.Module]:
@@ -163,7 +176,11 @@ def export_folder(path: Path) -> Path:
 
 
 def load_description(path: Path) -> tuple[dict[str, Any], nn.Module]:
-    """The export's description and its sub-network with weights; UserError on any defect."""
+    """The export's description and its sub-network with weights; UserError on any defect.
+
+    The sizes in architecture.json are checked against the tensor shapes in the safetensors
+    header (read without its data) before any network is built, so that a crafted size is one
+    line, not a request for terabytes."""
     folder = export_folder(path)
     file, weights = folder / ARCHITECTURE, folder / WEIGHTS
     if not file.is_file():
@@ -176,28 +193,94 @@ def load_description(path: Path) -> tuple[dict[str, Any], nn.Module]:
         ) from None
     if not isinstance(description, dict) or description.get("format") != FORMAT:
         raise UserError(f"{file} is not a bayesnas export of format {FORMAT}")
-    try:
-        subnet = subnet_from_spec(description["subnet"])
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{file} has a malformed sub-network description: {exc}") from None
+    spec = description.get("subnet")
+    if not isinstance(spec, dict):
+        raise UserError(f"{file} has a malformed sub-network description: not an object")
     if not weights.is_file():
         raise UserError(f"{weights} does not exist; export the candidate again")
+    shapes = _header_shapes(weights)
+    _check_sizes(file, spec, shapes)
+    try:
+        with torch.device("meta"):  # shapes only: no memory, whatever the JSON says
+            shaped = subnet_from_spec(spec)
+    except (AttributeError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise UserError(f"{file} has a malformed sub-network description: {exc}") from None
+    _check_fit(file, weights, spec, shaped, shapes)
+    normalisation(description, str(file))
+    subnet = subnet_from_spec(spec)
     try:
         state = safetensors.torch.load_file(weights)
     except Exception as exc:  # safetensors signals a corrupt file with several exception types
         raise UserError(
             f"{weights} is not a readable safetensors file ({type(exc).__name__})"
         ) from None
-    expected = {k: tuple(v.shape) for k, v in subnet.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    misfits = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
-    if misfits:
-        raise UserError(
-            f"{weights} does not fit the architecture in {file}: {len(misfits)} tensors missing, "
-            f"unexpected or misshapen (first: {misfits[0]})"
-        )
     subnet.load_state_dict(state)
     return description, subnet.eval()
+
+
+def _header_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in ``weights``, read from its header alone (no tensor data)."""
+    try:
+        with safe_open(weights, framework="pt") as handle:
+            names = handle.keys()
+            return {name: tuple(handle.get_slice(name).get_shape()) for name in names}
+    except Exception as exc:  # safetensors signals a corrupt file with several exception types
+        raise UserError(
+            f"{weights} is not a readable safetensors file ({type(exc).__name__})"
+        ) from None
+
+
+def _check_sizes(file: Path, spec: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a size or count in the spec (channels, cells, num_classes, in_channels ...) that
+    is not a whole number from 1 to the largest dimension or tensor count of the weights: no
+    such network could have written them, and building it could take all memory or hours."""
+    limit = max([len(shapes), *(size for shape in shapes.values() for size in shape)])
+    for field, value in spec.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)  # auxiliary
+        if number and not (isinstance(value, int) and 1 <= value <= limit):
+            raise UserError(
+                f"{file} gives subnet {field} {value!r}, which does not fit {WEIGHTS}: it "
+                f"must be a whole number from 1 to {limit} (its largest dimension or tensor "
+                "count); export again"
+            )
+
+
+def _check_fit(
+    file: Path,
+    weights: Path,
+    spec: dict[str, Any],
+    shaped: nn.Module,
+    shapes: dict[str, tuple[int, ...]],
+) -> None:
+    """Refuse weights whose tensors are not exactly those of the network the spec describes
+    (``shaped``, on the meta device), naming the spec's field where it can tell which."""
+    expected = {k: tuple(v.shape) for k, v in shaped.state_dict().items()}
+    misfits = sorted(k for k in expected.keys() | shapes.keys() if expected.get(k) != shapes.get(k))
+    if not misfits:
+        return
+    convs = [f"{n}.weight" for n, m in shaped.named_modules() if isinstance(m, nn.Conv2d)]
+    heads = [f"{n}.weight" for n, m in shaped.named_modules() if isinstance(m, nn.Linear)]
+    named = [("in_channels", key, 1) for key in convs[:1]]  # the stem reads the image
+    named += [("num_classes", key, 0) for key in heads[-1:]]  # the last layer gives the logits
+    for field, key, dim in named:
+        got = shapes.get(key)
+        if got is not None and len(got) > dim and got[dim] != spec.get(field):
+            raise UserError(
+                f"{file} gives subnet {field} {spec.get(field)!r}, but {WEIGHTS} holds "
+                f"{got[dim]} ({key} is {list(got)}); export again"
+            )
+    fields = ", ".join(k for k in spec if k != "space")
+    first = misfits[0]
+    raise UserError(
+        f"{weights} does not fit the sub-network in {file} (its {fields}): {len(misfits)} "
+        f"tensors missing, unexpected or misshapen (first: {first}, "
+        f"{_shape(shapes.get(first))} there, {_shape(expected.get(first))} by the JSON)"
+    )
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    """A tensor shape as the error message shows it, ``absent`` for a tensor not there."""
+    return "absent" if shape is None else str(list(shape))
 
 
 def _with_input_facts(dataset: dict[str, Any]) -> dict[str, Any]:

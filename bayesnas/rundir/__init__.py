@@ -12,11 +12,13 @@ from __future__ import annotations
 import fcntl
 import json
 import platform
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pyro
@@ -64,11 +66,28 @@ CONFIG, METRICS, CHECKPOINT, POSTERIOR = (
     "posterior.pt",
 )
 STEPS, SAMPLES = "steps.jsonl", "samples.jsonl"
-# what a search, `sample` and `plot` write into a run directory (``--force`` removes these)
-RUN_FILES = {CONFIG, METRICS, CHECKPOINT, POSTERIOR, STEPS, SAMPLES, ".lock"}
-RUN_FOLDERS = {"export", "plots", ".export-staging"}
-RUN_FILES |= {"ensemble.json", "lookup.json"}  # `bayesnas ensemble` and `bayesnas lookup`
-RUN_FOLDERS |= {"export-ensemble", ".export-ensemble-staging"}  # `export --ensemble`
+_EXPORT = ("architecture.json", "weights.safetensors", "metrics.json", "model.onnx", "model.pt")
+_ENSEMBLE = ("members.json", "model.onnx")
+_FIGURES = ("index.html", "[0-9][0-9]-*.png", "[0-9][0-9]-*.svg", "[0-9][0-9]-*.pdf")
+# what search, sample, plot, ensemble, lookup and export write into a run directory: each
+# folder (relative to the run, ``*`` matching within one name) with the files written into it.
+# ``--force`` removes exactly these, at any depth, and refuses on anything else
+RUN_TREE: dict[str, tuple[str, ...]] = {
+    ".": (CONFIG, METRICS, CHECKPOINT, POSTERIOR, STEPS, SAMPLES, ".lock", ".write-test")
+    + ("best_of_k-*.json", "ensemble.json", "lookup.json")
+    + ("result.json", *_EXPORT),  # `train` writes its network beside its result
+    "export": (),
+    "export/rank-*": _EXPORT,
+    ".export-staging": (),  # `sample` builds export/ here, then renames it
+    ".export-staging/rank-*": _EXPORT,
+    "export-ensemble": _ENSEMBLE,  # `export --ensemble`
+    "export-ensemble/member-*": _EXPORT,
+    ".export-ensemble-staging": _ENSEMBLE,
+    ".export-ensemble-staging/member-*": _EXPORT,
+    "plots": _FIGURES,
+    "plots/.plots-*": _FIGURES,  # `plot` writes its figures here, then renames them
+}
+_TEMPORARY = re.compile(r"\.(.+)\.\w+\.tmp")  # atomic_write_bytes's .NAME.XXXXXXXX.tmp
 
 
 def versions(device: torch.device) -> dict[str, str]:
@@ -102,23 +121,42 @@ def create(run_dir: Path) -> None:
         ) from None
 
 
-def _ours(path: Path) -> bool:
-    """Whether ``path`` is something bayesnas writes into a run directory."""
-    name = path.name
-    if path.is_dir() and not path.is_symlink():
-        return name in RUN_FOLDERS or name.startswith(".plots-")
-    return (
-        name in RUN_FILES
-        or (name.startswith("best_of_k-") and name.endswith(".json"))
-        or (name.startswith(".") and name.endswith(".tmp"))
-        or name == ".write-test"
-    )
+def _folder(relative: PurePosixPath) -> str | None:
+    """The RUN_TREE folder that ``relative`` (a folder inside the run) is, or None."""
+    for pattern in RUN_TREE:
+        parts = PurePosixPath(pattern).parts
+        if len(parts) == len(relative.parts) and all(map(fnmatchcase, relative.parts, parts)):
+            return pattern
+    return None
+
+
+def _foreign(run_dir: Path, relative: PurePosixPath) -> list[str]:
+    """What bayesnas did not write in folder ``relative`` of the run, at any depth: files as
+    paths relative to the run, and folders (ending in /) that are empty or cannot be read. A
+    symbolic link is never followed."""
+    folder = _folder(relative)
+    try:
+        entries = sorted((run_dir / relative).iterdir())
+    except OSError:
+        return [f"{relative}/"]
+    found: list[str] = []
+    for path in entries:
+        inner = relative / path.name
+        if path.is_dir() and not path.is_symlink():
+            found += _foreign(run_dir, inner)
+            continue
+        temporary = _TEMPORARY.fullmatch(path.name)
+        name = temporary.group(1) if temporary else path.name
+        if folder is None or not any(fnmatchcase(name, p) for p in RUN_TREE[folder]):
+            found.append(str(inner))
+    return found if entries or folder else [f"{relative}/"]
 
 
 def check_fresh(run_dir: Path, force: bool) -> None:
     """Refuse to start over an earlier run unless forced; when forced, remove all of it
     (export/, plots/, samples, everything), so that nothing of it is shipped as the new run's.
-    Anything bayesnas did not write is never deleted: then even --force refuses, naming it."""
+    Anything bayesnas did not write, at any depth, is never deleted: then even --force refuses,
+    naming it."""
     earlier = sorted(p for p in run_dir.iterdir() if p.name != ".lock")
     visible = [p for p in earlier if not p.name.startswith(".")]
     if visible and not force:
@@ -126,7 +164,7 @@ def check_fresh(run_dir: Path, force: bool) -> None:
             f"{run_dir} already holds files: resume with --resume {run_dir}, "
             "choose another --out, or pass --force to overwrite"
         )
-    foreign = [p.name + ("/" if p.is_dir() else "") for p in earlier if not _ours(p)]
+    foreign = _foreign(run_dir, PurePosixPath())
     if foreign and force:
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
         shown = ", ".join(foreign[:5]) + more

@@ -65,14 +65,20 @@ class Benchmark:
     kind: str  # "NAS-Bench-201" or "NATS-Bench-tss"
 
 
+def _check_benchmark_file(path: Path) -> None:
+    """Refuse, in one line saying what to do, a benchmark path that is not a file."""
+    if not path.is_file():
+        state = "is not a file" if path.exists() else "does not exist"
+        raise UserError(
+            f"benchmark file {path} {state}: download NAS-Bench-201-v1_1-096897.pth or "
+            "NATS-tss-v1_0-3ffb9.pickle.pbz2 (docs/benchmarks.md says where) and pass its path"
+        )
+
+
 def open_benchmark(path: Path) -> Benchmark:
     """Read ``path`` as data and open it with its official API; UserError on any defect."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"benchmark file {path} does not exist: download NAS-Bench-201-v1_1-096897.pth or "
-            "NATS-tss-v1_0-3ffb9.pickle.pbz2 (docs/benchmarks.md says where)"
-        )
+    _check_benchmark_file(path)
     version = (re.search(r"v\d+_\d+", path.name) or [None])[0] or "unknown"
     try:
         if path.name.endswith(".pth"):
@@ -92,10 +98,33 @@ def open_benchmark(path: Path) -> Benchmark:
     except UserError:
         raise
     except Exception as exc:
-        raise UserError(
-            f"{path} is not a readable benchmark file ({type(exc).__name__}: {exc})"
-        ) from None
+        asks = _unsafe_globals(path) if isinstance(exc, pickle.UnpicklingError) else []
+        if asks:
+            raise UserError(
+                f"{path} holds objects other than tensors and plain data (it asks for "
+                f"{', '.join(asks[:3])}), so it was not loaded, as loading it could run code; "
+                "download the official file (docs/benchmarks.md says where)"
+            ) from None
+        raise _unreadable(path, exc) from None
     return Benchmark(_api(data, kind, path), path.name, version, kind)
+
+
+def _unreadable(path: Path, exc: Exception) -> UserError:
+    """One line for a corrupt or foreign benchmark file, with the first line of ``exc`` that
+    does not advise loading with ``weights_only=False`` (torch's message does, six lines)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    detail = next((line for line in lines if line and "weights_only" not in line), "")
+    reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return UserError(f"{path} is not a readable benchmark file ({reason})")
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The globals outside torch's weights-only allow-list that a .pth file asks for, read from
+    its opcodes without running them; none if they cannot be read."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # the scan only tells a payload from a corrupt file; failing, say corrupt
+        return []
 
 
 def _api(data: Any, kind: str, path: Path) -> Any:
@@ -131,17 +160,19 @@ def look_up(bench: Benchmark, architecture: str, hp: str) -> dict[str, Any]:
 def run_architectures(run_dir: Path) -> list[tuple[str, str, float | None]]:
     """(architecture, source, our validation accuracy) of each distinct sampled or exported
     architecture of an nb201 run, best first; UserError if there are none."""
-    space = json.loads((run_dir / rundir.CONFIG).read_text()).get("space")
+    space = _searched_space(run_dir)
     if space != "nb201":
         raise UserError(f"lookup covers NAS-Bench-201 cells; {run_dir} searched space {space!r}")
+    rows = rundir.read_jsonl(run_dir / rundir.SAMPLES, rundir.note)
+    best: dict[Any, dict[str, Any]] = {}  # each architecture's best row in samples.jsonl
+    for row in sorted(rows, key=lambda r: -r.get("val_acc", 0.0)):
+        best.setdefault(row.get("architecture"), row)
     seen: dict[str, tuple[str, str, float | None]] = {}
     for folder in sorted((run_dir / "export").glob("rank-*/architecture.json")):
         arch = json.loads(folder.read_text()).get("architecture")
-        if isinstance(arch, str):
-            seen.setdefault(arch, (arch, folder.parent.name, None))
-    rows = rundir.read_jsonl(run_dir / rundir.SAMPLES, rundir.note)
-    for row in sorted(rows, key=lambda r: -r.get("val_acc", 0.0)):
-        arch = row.get("architecture")
+        if isinstance(arch, str):  # an export is a sampled row: ours is that row's accuracy
+            seen.setdefault(arch, (arch, folder.parent.name, best.get(arch, {}).get("val_acc")))
+    for arch, row in best.items():
         if isinstance(arch, str) and arch not in seen:
             seen[arch] = (arch, f"sampled ({row.get('sampler')})", row.get("val_acc"))
     if not seen:
@@ -151,12 +182,27 @@ def run_architectures(run_dir: Path) -> list[tuple[str, str, float | None]]:
     return list(seen.values())
 
 
+def _searched_space(run_dir: Path) -> Any:
+    """The space in the run's config.json: under "config" as search writes it, or at the top
+    level as bayesnas 0.1 wrote it."""
+    file = run_dir / rundir.CONFIG
+    try:
+        record = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(
+            f"{file} is not readable JSON ({type(exc).__name__}); pass another --run"
+        ) from None
+    config = record.get("config", record) if isinstance(record, dict) else None
+    return config.get("space") if isinstance(config, dict) else None
+
+
 def lookup(run: Path | None, arch: str | None, benchmark: Path, hp: str = "200") -> dict:
     """Look the run's (or one) architectures up; writes lookup.json into the run."""
     if hp not in HPS:
         raise UserError(f"--hp must be 12 or 200 (training epochs), got {hp!r}")
     if arch is not None and run is not None:
         raise UserError("pass --run or --arch, not both")
+    _check_benchmark_file(Path(benchmark))  # before reading the run: a missing file is not hidden
     if arch is not None:
         try:
             from_string(arch)

@@ -5,7 +5,9 @@ inside, so these tests feed such images and compare with the bare sub-network on
 """
 
 import json
+import resource
 import shutil
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -13,7 +15,7 @@ import pytest
 import safetensors.torch
 import torch
 from genotypes import DARTS_V2
-from helpers import resnet_arch, supernet
+from helpers import cli, resnet_arch, supernet
 
 import bayesnas
 from bayesnas.data import normalize
@@ -23,6 +25,7 @@ from bayesnas.spaces.genotype import parse_genotype
 from bayesnas.spaces.subnet import build_subnet
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
+pytest_plugins = ["realrun"]  # real_run, run_copy
 
 CIFAR = {
     "name": "cifar10",
@@ -186,3 +189,50 @@ def test_defective_export_raises_one_line_user_error(exported, tmp_path, defect)
     with pytest.raises(UserError, match=message) as error:
         load_exported(copy)
     assert "\n" not in str(error.value)
+
+
+# -- sizes in a real export's architecture.json are checked against its weights (issue 24) ----
+
+CRAFTED = {  # architecture.json section, field, value: each would build a huge or broken net
+    "channels 1000000": ("subnet", "channels", 1000000),  # 36 TB asked for before
+    "num_classes 1e10": ("subnet", "num_classes", 1e10),  # 640 GB
+    "cells 1000000000": ("subnet", "cells", 1000000000),  # 55 s and 3.4 GB
+    "in_channels -3": ("subnet", "in_channels", -3),  # torch's RuntimeError
+    "channels 8": ("subnet", "channels", 8),  # plausible, but not what the weights hold
+    "cells 2": ("subnet", "cells", 2),
+    "in_channels 3": ("subnet", "in_channels", 3),
+    "num_classes 7": ("subnet", "num_classes", 7),
+    "std [0]": ("dataset", "std", [0]),  # every image inf
+    "std [NaN]": ("dataset", "std", [float("nan")]),  # written as the JSON token NaN
+    "std [1, 1]": ("dataset", "std", [1, 1]),  # one channel
+    "mean [Infinity]": ("dataset", "mean", [float("inf")]),
+}
+
+
+@pytest.mark.parametrize("crafted", list(CRAFTED))
+def test_crafted_sizes_in_a_real_export_are_one_line_and_cheap(run_copy, capsys, crafted):
+    section, field, value = CRAFTED[crafted]
+    folder = run_copy / "export" / "rank-1"
+    description = json.loads((folder / "architecture.json").read_text())
+    description[section][field] = value
+    text = json.dumps(description)
+    if "NaN" in crafted:
+        assert '"std": [NaN]' in text  # the JSON token, as Python's json writes and reads it
+    (folder / "architecture.json").write_text(text)
+    peak, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.monotonic()
+    with pytest.raises(UserError) as error:
+        load_exported(folder)
+    assert time.monotonic() - start < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 200 * 1024  # KiB
+    message = str(error.value)
+    assert "\n" not in message and "architecture.json" in message and field in message, message
+    code, _, err = cli(capsys, "export", "--run", run_copy, "--rank", "1")  # the user's view
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and field in lines[0], err
+
+
+def test_the_real_export_loads_and_its_sizes_pass(real_run):
+    model = load_exported(real_run / "export" / "rank-1")
+    with torch.no_grad():
+        logits = model(torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8))
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import cli
 
 from bayesnas import rundir
 from bayesnas.errors import UserError
+
+pytest_plugins = ["realrun"]  # real_run, run_copy
 
 
 def test_a_failed_write_leaves_the_old_file(tmp_path: Path) -> None:
@@ -61,3 +65,45 @@ def test_find_run_takes_the_newest_search_and_skips_train_runs(
     assert rundir.find_run(None).name in {"a", "b"}
     with pytest.raises(UserError, match="not a bayesnas run"):
         rundir.find_run(tmp_path)
+
+
+# -- `--force` on a real run: it removes what bayesnas wrote and nothing else (issue 24) -------
+
+FOREIGN = ["export/rank-1/mine/x.txt", "plots/notes.txt", "export/rank-2/weights.bak", "notes.txt"]
+
+
+@pytest.mark.parametrize("foreign", FOREIGN)
+def test_force_refuses_a_file_bayesnas_did_not_write_at_any_depth(
+    run_copy: Path,
+    search_args: Callable[..., tuple[str, ...]],
+    capsys: pytest.CaptureFixture,
+    foreign: str,
+) -> None:
+    (run_copy / foreign).parent.mkdir(parents=True, exist_ok=True)
+    (run_copy / foreign).write_text("mine\n")
+    before = sorted(p.relative_to(run_copy) for p in run_copy.rglob("*"))
+    code, _, err = cli(capsys, *search_args(run_copy, "--force"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and foreign in lines[0] and "--force" in lines[0], err
+    assert sorted(p.relative_to(run_copy) for p in run_copy.rglob("*")) == before
+
+
+def test_force_removes_everything_bayesnas_wrote(run_copy: Path) -> None:
+    rank = run_copy / "export" / "rank-1"
+    assert (rank / "model.onnx").is_file() and (run_copy / "plots" / "index.html").is_file()
+    (rank / "model.pt").write_bytes(b"")  # `export --format torchscript`
+    (rank / ".model.onnx.k2x_9a.tmp").write_bytes(b"")  # a write cut short
+    (run_copy / "plots" / ".plots-a1b2").mkdir()  # a `plot` cut short
+    (run_copy / "plots" / ".plots-a1b2" / "01-training.svg").write_bytes(b"")
+    rundir.check_fresh(run_copy, force=True)
+    assert sorted(p.name for p in run_copy.iterdir()) == [".lock"]
+
+
+def test_force_never_follows_a_symbolic_link(run_copy: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "index.html").write_text("mine\n")
+    (run_copy / "plots" / "shared").symlink_to(outside)
+    with pytest.raises(UserError, match="plots/shared"):
+        rundir.check_fresh(run_copy, force=True)
+    assert (outside / "index.html").is_file()

@@ -14,6 +14,7 @@ from bayesnas.selection.lookup import LOOKUP, lookup
 
 pytest.importorskip("nas_201_api")
 pytest.importorskip("nats_bench")
+pytest_plugins = ["realrun"]  # real_run, run_copy
 
 ARCHS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
@@ -65,16 +66,16 @@ def _arch_results(index: int, arch: str, epochs: int) -> dict:
     }
 
 
-def write_nb201(path: Path) -> Path:
+def write_nb201(path: Path, archs: list[str] = ARCHS) -> Path:
     """A NAS-Bench-201 .pth: meta_archs, arch2infos {index: {less, full}}, evaluated_indexes."""
     data = {
-        "meta_archs": ARCHS,
+        "meta_archs": archs,
         "arch2infos": {
             i: {"less": _arch_results(i, a, 12), "full": _arch_results(i, a, 200)}
-            for i, a in enumerate(ARCHS)
+            for i, a in enumerate(archs)
         },
-        "evaluated_indexes": list(range(len(ARCHS))),
-        "total_archs": len(ARCHS),
+        "evaluated_indexes": list(range(len(archs))),
+        "total_archs": len(archs),
     }
     torch.save(data, path)
     return path
@@ -137,21 +138,48 @@ def test_lookup_reads_the_official_format(tmp_path, name, writer, hp):
     assert row["imagenet16_valid"] == pytest.approx(mean("ImageNet16-120", "x-valid"))
 
 
-def test_lookup_of_a_run_writes_lookup_json(tmp_path, capsys):
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"space": "nb201"}))
-    rows = [
-        {"architecture": a, "val_acc": 0.8 - i / 10, "sampler": "posterior"}
-        for i, a in enumerate(ARCHS)
+def _run_archs(run: Path) -> list[str]:
+    """The architectures a real run exported, rank 1 first, and then those only sampled."""
+    exported = [
+        json.loads((run / "export" / f"rank-{k}" / "architecture.json").read_text())["architecture"]
+        for k in range(1, 6)
     ]
-    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    bench = write_nb201(tmp_path / "NAS-Bench-201-v1_0-e61699.pth")
-    code, out, err = cli(capsys, "lookup", "--run", run, "--benchmark", bench)
+    lines = (run / "samples.jsonl").read_text().splitlines()
+    sampled = [json.loads(line)["architecture"] for line in lines]
+    return list(dict.fromkeys(exported + sampled))
+
+
+def test_lookup_of_a_real_run_writes_lookup_json(run_copy, tmp_path, capsys):
+    archs = _run_archs(run_copy)
+    bench = write_nb201(tmp_path / "NAS-Bench-201-v1_0-e61699.pth", archs)
+    code, out, err = cli(capsys, "lookup", "--run", run_copy, "--benchmark", bench)
     assert code == 0, err
-    assert "NAS-Bench-201-v1_0-e61699.pth (v1_0, hp 200)" in out and "80.00" in out
-    saved = json.loads((run / LOOKUP).read_text())
-    assert [r["architecture"] for r in saved["rows"]] == ARCHS
+    row = next(line for line in out.splitlines() if line.startswith("rank-1 "))
+    c10 = sum(_accuracy(0, "cifar10-valid", "x-valid", 200, seed) for seed in (777, 888)) / 2
+    assert f"{c10:.2f}" in row and "NAS-Bench-201-v1_0-e61699.pth (v1_0, hp 200)" in row
+    ours = json.loads((run_copy / "export" / "rank-1" / "metrics.json").read_text())["val_acc"]
+    assert row.split()[1] == f"{100 * ours:.2f}"  # our validation accuracy beside the benchmark's
+    saved = json.loads((run_copy / LOOKUP).read_text())
+    assert [r["architecture"] for r in saved["rows"]] == archs
+    assert [r["source"] for r in saved["rows"]][:5] == [f"rank-{k}" for k in range(1, 6)]
+
+
+def test_lookup_reads_a_flat_config_of_bayesnas_0_1(run_copy, tmp_path, capsys):
+    config = run_copy / "config.json"
+    config.write_text(json.dumps(json.loads(config.read_text())["config"]))  # the old layout
+    bench = write_nb201(tmp_path / "NAS-Bench-201-v1_1-096897.pth", _run_archs(run_copy))
+    code, _, err = cli(capsys, "lookup", "--run", run_copy, "--benchmark", bench)
+    assert code == 0, err
+
+
+def test_a_missing_benchmark_of_a_real_run_is_one_line(run_copy, tmp_path, capsys):
+    missing = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
+    code, _, err = cli(capsys, "lookup", "--run", run_copy, "--benchmark", missing)
+    one_line(code, err, f"benchmark file {missing} does not exist: download")
+    config = run_copy / "config.json"  # not hidden by another error in the run
+    config.write_text(config.read_text().replace('"nb201"', '"resnet"'))
+    code, _, err = cli(capsys, "lookup", "--run", run_copy, "--benchmark", missing)
+    one_line(code, err, f"benchmark file {missing} does not exist: download")
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):
@@ -176,6 +204,24 @@ def test_a_pickle_that_asks_for_code_is_refused(tmp_path, capsys):
     code, _, err = cli(capsys, "lookup", "--arch", ARCHS[0], "--benchmark", bench)
     one_line(code, err, "not a readable benchmark file")
     assert not marker.exists()
+
+
+def test_a_pth_that_asks_for_code_is_one_line_and_never_advises_unsafe_loading(tmp_path, capsys):
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').close()",))
+
+    bench = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
+    torch.save({"meta_archs": Payload()}, bench)  # torch.load(weights_only=True) refuses it
+    code, _, err = cli(capsys, "lookup", "--arch", ARCHS[0], "--benchmark", bench)
+    one_line(code, err, "it asks for builtins.exec), so it was not loaded")
+    assert "weights_only" not in err and not marker.exists()
+    bench.write_bytes(pickle.dumps({"meta_archs": ARCHS}))  # a plain pickle: not torch's format
+    code, _, err = cli(capsys, "lookup", "--arch", ARCHS[0], "--benchmark", bench)
+    one_line(code, err, "is not a readable benchmark file (UnpicklingError")
+    assert "weights_only" not in err
 
 
 def test_the_summary_names_the_lookup(tmp_path):
