@@ -8,12 +8,20 @@ from pathlib import Path
 import click
 
 from bayesnas.cli.options import SEED
+from bayesnas.selection.sample import MAX_DRAWS
 from bayesnas.selection.scorers import SCORERS
 
 
 @click.command()
 @click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
-@click.option("--n", "n", type=int, default=20, show_default=True, help="Architectures to draw.")
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(1, MAX_DRAWS),
+    default=20,
+    show_default=True,
+    help="Architectures to draw.",
+)
 @click.option(
     "--top-k",
     type=int,
@@ -86,11 +94,10 @@ from bayesnas.selection.scorers import SCORERS
 @click.option(
     "--score",
     type=click.Choice(list(SCORERS)),
-    default="inherited",
-    show_default=True,
     help="How candidates are ranked: "
     + "; ".join(f"{name}: {scorer.help}" for name, scorer in SCORERS.items())
-    + ".",
+    + ".  [default: inherited; zero-cost for a search of --epochs 0, whose weights are "
+    "untrained]",
 )
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option(
@@ -110,7 +117,8 @@ def sample(**opts) -> None:
     click.echo(_table(rows))
     drawn = sum(r["draws"] for r in rows)
     click.echo(
-        f"{len(rows)} distinct of {drawn} draws; rows appended to {run_dir / 'samples.jsonl'}"
+        f"{len(rows)} distinct of {drawn} draws, ranked by {rows[0]['score_by'] if rows else '-'}"
+        f"; rows appended to {run_dir / 'samples.jsonl'}"
     )
     if rows and "budget_rejected" in rows[0]:
         click.echo(
@@ -126,8 +134,11 @@ def sample(**opts) -> None:
 def _table(rows: list[dict]) -> str:
     """The ranked candidates as an aligned text table."""
     latency = bool(rows) and "latency_ms_est" in rows[0]
+    scored = bool(rows) and rows[0]["score_by"] != "inherited"  # a column for the score
     head = (
-        f"{'rank':>4} {'val acc':>8} {'val NLL':>8} {'params M':>9} {'FLOPs M':>9} "
+        f"{'rank':>4} "
+        + (f"{'score':>9} " if scored else "")
+        + f"{'val acc':>8} {'val NLL':>8} {'params M':>9} {'FLOPs M':>9} "
         + (f"{'~ms est':>8} " if latency else "")
         + f"{'log q':>8} {'draws':>5} {'front':>5}  architecture"
     )
@@ -135,7 +146,9 @@ def _table(rows: list[dict]) -> str:
     for r in rows:
         front = ("F" if r.get("pareto_flops") else "") + ("P" if r.get("pareto_params") else "")
         lines.append(
-            f"{r['rank']:>4} {r['val_acc']:>8.2%} {r['val_nll']:>8.4f} {r['params_m']:>9.3f} "
+            f"{r['rank']:>4} "
+            + (f"{r['score']:>9.3f} " if scored else "")
+            + f"{r['val_acc']:>8.2%} {r['val_nll']:>8.4f} {r['params_m']:>9.3f} "
             f"{r['mflops']:>9.2f} "
             + (f"{r['latency_ms_est']:>8.3f} " if latency else "")
             + f"{r['log_q']:>8.2f} {r['draws']:>5} {front:>5}  {r['architecture']}"

@@ -19,6 +19,7 @@ from bayesnas.cli.options import (
 )
 from bayesnas.config.search import (
     ARCH_PRIORS,
+    MAX_EPOCHS,
     MAX_PRIOR_STRENGTH,
     MAX_TEMPERATURE,
     PRIOR_PROXIES,
@@ -36,10 +37,12 @@ from bayesnas.errors import UserError
 @click.option("--space", help=f"Search space: {' | '.join(space_names())}.")
 @click.option(
     "--preset",
-    type=click.Choice(["quick", "cpu", "bench", "paper", "paper-mi"]),
+    type=click.Choice(["quick", "cpu", "zero-cost", "bench", "paper", "paper-mi"]),
     help="quick: minutes on a laptop CPU, any data set (Fashion-MNIST by default); cpu: the "
-    "CIFAR-10 search for a 2-core CPU (at most 30 min); bench: NAS-Bench-201's setting for "
-    "GPUs (C=16, N=5, 50 epochs, 25k/25k); paper: the PGNAS paper's SupNet-M recipe; "
+    "CIFAR-10 search for a 2-core CPU (at most 30 min); zero-cost: no training, q is the "
+    "zero-cost prior (about a minute; any data set; rank with sample's default); bench: "
+    "NAS-Bench-201's setting for GPUs (C=16, N=5, 50 epochs, 25k/25k); paper: the PGNAS "
+    "paper's SupNet-M recipe; "
     "paper-mi: its SupNet-MI (72.7 M parameters, l2 150). "
     "A space may set its own values over a preset (--space darts: quick 5 cells at C=4 on 2k "
     "images; bench DARTS's 8 cells, C=16). `bayesnas presets` prints every value.",
@@ -51,7 +54,7 @@ from bayesnas.errors import UserError
 )
 @click.option(
     "--epochs",
-    type=NON_NEGATIVE_INT,
+    type=click.IntRange(0, MAX_EPOCHS),
     help="Passes over the search-train split; 0: no SVI, q stays at its start (the prior).",
 )
 @click.option("--batch-size", type=POSITIVE_INT, help="Images per SVI step.")

@@ -13,6 +13,8 @@ from bayesnas.errors import UserError
 PRESET_PURPOSE = {
     "quick": "a few minutes on a laptop CPU, any data set (Fashion-MNIST by default)",
     "cpu": "the CIFAR-10 search for a 2-core CPU: at most 30 minutes",
+    "zero-cost": "no training: q is the zero-cost prior (about a minute on a CPU; untrained "
+    "weights: train the export)",
     "bench": "NAS-Bench-201's search setting (C=16, N=5, 50 epochs, 25k/25k) for GPUs",
     "paper": "the PGNAS paper's SupNet-M recipe (1800 epochs: GPU-days)",
     "paper-mi": "the PGNAS paper's SupNet-MI recipe: width 160 (72.7 M parameters), l2 150",
@@ -55,6 +57,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         tau=1.0,
         tau_final=0.3,
         prune_below=0.01,
+        train_size=25000,
+        val_size=10000,
+        eval_size=10000,
+    ),
+    # the prior alone: q = p(arch) from training-free evidence, no SVI (docs/benchmarks.md,
+    # "A prior from training-free evidence": as good as the SVI presets on CIFAR-10, in minutes);
+    # sample ranks its draws by the zero-cost score, and the exported weights are untrained
+    "zero-cost": dict(
+        dataset="cifar10",
+        space="nb201",
+        space_options={"channels": 8, "cells": 1},
+        epochs=0,
+        arch_prior="zero-cost",
         train_size=25000,
         val_size=10000,
         eval_size=10000,

@@ -39,6 +39,8 @@ from bayesnas.selection.scorers import SCORERS, ScoringContext, ranking_key
 
 SAMPLES = rundir.SAMPLES
 DEFAULT_TOP_K = 5  # exported by default, or n when fewer are drawn
+MAX_DRAWS = 1_000_000  # --n: each distinct draw is scored on the validation split, so a million
+# is more than a run could score in days; beyond it, the draws alone would fill the memory
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class SampleConfig:
     max_flops: float | None = None  # budget in MFLOPs per image (None: none)
     fine_tune_steps: int = 0  # SGD steps per candidate before it is scored (0: inherited weights)
     fine_tune_lr: float = 0.05
-    score: str = "inherited"  # how candidates are ranked: a name in selection/scorers SCORERS
+    score: str | None = None  # a name in selection/scorers SCORERS; None: auto (scorer_for)
 
     @property
     def fine_tune(self) -> FineTune | None:
@@ -69,8 +71,8 @@ class SampleConfig:
         return FineTune(self.fine_tune_steps, self.fine_tune_lr) if self.fine_tune_steps else None
 
     def validated(self) -> SampleConfig:
-        if self.n < 1:
-            raise UserError(f"--n must be at least 1, got {self.n}")
+        if not 1 <= self.n <= MAX_DRAWS:
+            raise UserError(f"--n must lie in [1, {MAX_DRAWS}], got {self.n}")
         if self.top_k is None:
             return dataclasses.replace(self, top_k=min(DEFAULT_TOP_K, self.n)).validated()
         if not 0 <= self.top_k <= self.n:
@@ -93,7 +95,7 @@ class SampleConfig:
             )
         from bayesnas.selection.scorers import SCORERS
 
-        if self.score not in SCORERS:
+        if self.score is not None and self.score not in SCORERS:
             raise UserError(f"--score must be one of {', '.join(SCORERS)}, got {self.score!r}")
         check_seed(self.seed)
         if self.batch_size < 1 or (self.val_size is not None and self.val_size < 1):
@@ -116,7 +118,17 @@ def _data(posterior: Posterior, device: torch.device, config: SampleConfig):
     return val_batches, train_batches, train
 
 
-def _rows(posterior: Posterior, candidates: list[Candidate], config: SampleConfig) -> list[dict]:
+def scorer_for(posterior: Posterior, score: str | None) -> str:
+    """The scorer asked for, or by default: inherited accuracy, unless the search trained no
+    weights (``--epochs 0``: q is the prior), where only the training-free score means much."""
+    if score is not None:
+        return score
+    return "zero-cost" if posterior.config.epochs == 0 else "inherited"
+
+
+def _rows(
+    posterior: Posterior, candidates: list[Candidate], config: SampleConfig, score: str
+) -> list[dict]:
     net = posterior.program.net
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return [
@@ -126,7 +138,7 @@ def _rows(posterior: Posterior, candidates: list[Candidate], config: SampleConfi
             "n": config.n,
             "top_k": config.top_k,
             "bn": config.bn,
-            "score_by": config.score,
+            "score_by": score,
             "rank": rank,
             "draws": len(c.draws),
             "first_draw": c.draws[0],
@@ -222,9 +234,10 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
             progress=bar.update,
         )
     context = ScoringContext(posterior, val_batches, train_split, device, config.seed)
-    SCORERS[config.score]().score(context, candidates)
+    score = scorer_for(posterior, config.score)
+    SCORERS[score]().score(context, candidates)
     ranked = sorted(candidates, key=ranking_key)
-    rows = with_costs(posterior, _rows(posterior, ranked, config), budget, drawn)
+    rows = with_costs(posterior, _rows(posterior, ranked, config, score), budget, drawn)
     if not dist.main:  # rank 0 alone writes, once
         return run_dir, rows
     rundir.write_json(

@@ -147,6 +147,11 @@ def test_prior_only_search_keeps_q_at_the_prior(cifar_root, tmp_path):
     assert searched.returncode == 0, searched.stderr
     payload = torch.load(run / "posterior.pt", weights_only=True)
     assert torch.equal(payload["gate_logits"], payload["arch_prior_logits"])
+    sampled = run_cli("sample", "--run", run, "--n", "4", "--top-k", "1", cwd=tmp_path)
+    assert sampled.returncode == 0, sampled.stderr
+    assert "ranked by zero-cost" in sampled.stdout  # untrained weights: not by their accuracy
+    rows = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert {r["score_by"] for r in rows} == {"zero-cost"}
 
 
 @pytest.mark.parametrize(
