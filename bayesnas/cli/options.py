@@ -20,7 +20,8 @@ def space_names() -> list[str]:
 
 
 def space_option_table() -> dict[str, Any]:
-    """Option name -> its SpaceOption, over every registered space (a name shared is one flag)."""
+    """Option name -> its SpaceOption, over every registered space (a name shared is one flag,
+    whose help joins the spaces' and whose bounds are the loosest; config checks each space's)."""
     from bayesnas.spaces import get_space, list_spaces
 
     table: dict[str, Any] = {}
@@ -28,7 +29,12 @@ def space_option_table() -> dict[str, Any]:
         for option in get_space(space).options:
             known = table.get(option.name)
             if known is not None:  # one flag: each space's help says what it means there
-                option = dataclasses.replace(known, help=f"{known.help} {option.help}")
+                option = dataclasses.replace(
+                    known,
+                    help=f"{known.help} {option.help}",
+                    minimum=min(known.minimum, option.minimum),
+                    maximum=max(known.maximum, option.maximum),
+                )
             table[option.name] = option
     return table
 
@@ -36,9 +42,8 @@ def space_option_table() -> dict[str, Any]:
 def space_flags(command: Any) -> Any:
     """One ``--NAME`` flag per space option, in the registry's order (the spaces own them)."""
     for option in reversed(list(space_option_table().values())):
-        kind = POSITIVE_INT if option.minimum == 1 else int  # a higher bound is config's check
-        flag = f"--{option.name.replace('_', '-')}"
-        command = click.option(flag, option.name, type=kind, help=option.help)(command)
+        kind = click.IntRange(1, option.maximum)  # a higher minimum: config's check, its message
+        command = click.option(option.flag, option.name, type=kind, help=option.help)(command)
     return command
 
 

@@ -257,6 +257,12 @@ def search(**opts) -> None:
         f"validation accuracy of the mode: {summary['mode_val_acc']:.2%} "
         f"on {summary['dataset']['val_images']} held-out images"
     )
+    if summary["epochs"] == 0:
+        click.echo(
+            "no SVI (--epochs 0): q is the prior and the weights are untrained, so that accuracy "
+            f"is chance; rank draws with `bayesnas sample --run {summary['path'].parent}` (by "
+            "their zero-cost score) and train the export you keep (`bayesnas train`)"
+        )
 
 
 document_defaults(search)

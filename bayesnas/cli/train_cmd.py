@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from bayesnas.cli.options import announce
+from bayesnas.cli.options import SEED, announce, space_option_table
+from bayesnas.config import MAX_EPOCHS
 from bayesnas.errors import Interrupted, UserError
 
 
@@ -30,7 +31,9 @@ from bayesnas.errors import Interrupted, UserError
     "3e-4, cutout 16, drop-path 0.2, auxiliary weight 0.4, gradient clip 5)  "
     "[short; finetune with --fine-tune]",
 )
-@click.option("--epochs", type=int, help="Passes over the training split.")
+@click.option(
+    "--epochs", type=click.IntRange(1, MAX_EPOCHS), help="Passes over the training split."
+)
 @click.option("--batch-size", type=int, help="Images per SGD step.")
 @click.option("--lr", type=float, help="Initial learning rate (cosine to 0, per step).")
 @click.option("--weight-decay", type=float, help="SGD weight decay [5e-4].")
@@ -50,14 +53,16 @@ from bayesnas.errors import Interrupted, UserError
 @click.option("--data-root", type=click.Path(path_type=Path), help="Where the data set lies.")
 @click.option(
     "--channels",
-    type=int,
+    type=click.IntRange(1, space_option_table()["channels"].maximum),
     help="--arch: channels C of the first stage (cells) [the run's; nb201 16, darts 36].",
 )
 @click.option(
-    "--cells", type=int, help="--arch: nb201: cells N per stage; darts: cells [run's; 5, 20]."
+    "--cells",
+    type=click.IntRange(1, space_option_table()["cells"].maximum),
+    help="--arch: nb201: cells N per stage; darts: cells [run's; 5, 20].",
 )
 @click.option("--train-size", type=int, help="Train on the first this-many images only.")
-@click.option("--seed", type=int, help="Seed of initialisation, data order, augmentation [0].")
+@click.option("--seed", type=SEED, help="Seed of initialisation, data order, augmentation [0].")
 @click.option("--device", help="auto | cpu | cuda | cuda:N  [auto]")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory [runs/train-<name>].")
 @click.option("--resume", type=click.Path(path_type=Path), help="Continue training in this run.")

@@ -2,10 +2,19 @@
 ``build_config`` (``presets``)."""
 
 from bayesnas.config.presets import PRESET_PURPOSE, PRESETS, build_config, space_preset
-from bayesnas.config.search import COSTS, MAX_SEED, WARMUP_DRAWS, SearchConfig, check_seed
+from bayesnas.config.search import (
+    COSTS,
+    MAX_EPOCHS,
+    MAX_SEED,
+    WARMUP_DRAWS,
+    SearchConfig,
+    check_seed,
+    check_space_options,
+)
 
 __all__ = [
     "COSTS",
+    "MAX_EPOCHS",
     "MAX_SEED",
     "PRESETS",
     "PRESET_PURPOSE",
@@ -13,5 +22,6 @@ __all__ = [
     "WARMUP_DRAWS",
     "build_config",
     "check_seed",
+    "check_space_options",
     "space_preset",
 ]

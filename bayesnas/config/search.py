@@ -21,12 +21,32 @@ ARCH_PRIORS = ("uniform", "zero-cost")  # --arch-prior: see bayesnas/priors/
 PRIOR_PROXIES = ("naswot",)  # training-free proxies of the zero-cost prior (priors/proxies.py)
 MAX_PRIOR_STRENGTH = 100.0  # beyond this the prior is a point mass in float32 softmax terms
 MAX_TEMPERATURE = 1e6  # what the cost-aware prior charges: MFLOPs or M params
+MAX_EPOCHS = 100_000  # --epochs of search and train: beyond any real run (the paper's is 1800)
 
 
 def check_seed(seed: int) -> None:
     """Seeds outside [0, 2**32 - 1] are one line, not NumPy's traceback."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise UserError(f"--seed must be a whole number in [0, {MAX_SEED}], got {seed}")
+
+
+def check_space_options(space: Any, options: Any) -> None:
+    """``options`` are options of space ``space``, each within that space's bounds (checked
+    before any network is built); UserError names the first that is not."""
+    from bayesnas.spaces import get_space
+
+    if not isinstance(space, str):
+        raise UserError(f"space must be the name of a search space, got {space!r}")
+    record = get_space(space)  # raises the UserError that names the known spaces
+    if not isinstance(options, dict):
+        raise UserError(f"space_options must map option names to numbers, got {options!r}")
+    known = {option.name: option for option in record.options}
+    for name, value in options.items():
+        if name not in known:
+            raise UserError(
+                f"--{name} does not apply to space {space!r} (it takes {record.option_names})"
+            )
+        known[name].check(value, space)
 
 
 @dataclass(frozen=True)
@@ -92,8 +112,10 @@ class SearchConfig:
                 f"got {self.checkpoint_minutes}"
             )
         check_seed(self.seed)
-        if self.epochs < 0:
-            raise UserError(f"--epochs must be at least 0 (0: q is its start), got {self.epochs}")
+        if not 0 <= self.epochs <= MAX_EPOCHS:
+            raise UserError(
+                f"--epochs must lie in [0, {MAX_EPOCHS}] (0: q is its start), got {self.epochs}"
+            )
         positive = {
             "batch_size": self.batch_size,
             "prior_repeats": self.prior_repeats,
@@ -149,27 +171,14 @@ class SearchConfig:
         if self.sampler not in ("posterior", "uniform"):
             raise UserError(f"--sampler must be posterior or uniform, got {self.sampler!r}")
         from bayesnas.data import DATASETS
-        from bayesnas.spaces import get_space
 
-        space = get_space(self.space)  # raises the UserError that names the known spaces
+        check_space_options(self.space, self.space_options)
         if self.image_size is not None and self.image_size < 8:
             raise UserError(f"--image-size must be at least 8, got {self.image_size}")
         if self.dataset not in DATASETS:
             raise UserError(
                 f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}"
             )
-        allowed = space.option_names
-        minimum = {option.name: option.minimum for option in space.options}
-        for name, value in self.space_options.items():
-            if name not in allowed:
-                raise UserError(
-                    f"--{name} does not apply to space {self.space!r} (it takes {allowed})"
-                )
-            if value < 1:
-                raise UserError(f"--{name} must be at least 1, got {value}")
-        for name, value in self.space_options.items():  # the space's own lower bounds
-            if value < minimum[name]:
-                raise UserError(f"--{name} must be at least {minimum[name]}, got {value}")
         self._check_augmentation()
         return self
 

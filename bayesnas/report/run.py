@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from bayesnas import rundir
+from bayesnas.config import check_space_options
 from bayesnas.errors import UserError
 from bayesnas.rundir import SAMPLES
 from bayesnas.selection.posterior import SAMPLERS
@@ -32,6 +33,7 @@ class RunData:
     samples: list[Row]
     notes: list[str]
     steps: list[Row] = field(default_factory=list)  # steps.jsonl: schedules and loss per step
+    posterior_damaged: bool = False  # posterior.pt is there but unusable (a note says why)
 
     @property
     def epochs_done(self) -> int:
@@ -67,39 +69,81 @@ class RunData:
     @property
     def when(self) -> str:
         """When ``gates`` were taken, for titles."""
-        return "at the end" if self.posterior else f"after epoch {self.epochs_done} (running)"
+        if self.posterior:
+            return "at the end"
+        running = "" if self.posterior_damaged else " (running)"
+        return f"after epoch {self.epochs_done}{running}"
+
+
+def _posterior(run_dir: Path, notes: list[str]) -> tuple[dict[str, Any] | None, bool]:
+    """posterior.pt, and whether it is there but unusable (then one note says so and what to do,
+    and the run is not called unfinished)."""
+    path = run_dir / rundir.POSTERIOR
+    kind = rundir.not_a_file(path)
+    if kind is not None:
+        remedy = rundir.posterior_remedy(run_dir)
+        notes.append(
+            f"{path} is {kind}, not a posterior: {remedy}; figures from {rundir.METRICS} only"
+        )
+        return None, True
+    if not path.is_file():
+        return None, False
+    try:
+        return rundir.load_torch(path, "posterior"), False
+    except rundir.UnsafeFile:
+        raise  # never drawn around: the user must know that this file is not to be trusted
+    except UserError as exc:
+        notes.append(f"{exc}; figures from metrics.jsonl only")
+        return None, True
 
 
 def _config(run_dir: Path, posterior: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
-    """The search configuration from config.json, else from posterior.pt."""
+    """The search configuration from config.json, else from posterior.pt; the space it names
+    must be one bayesnas can build (the figures do), and the one posterior.pt was searched in."""
+    path = run_dir / rundir.CONFIG
     try:
-        return json.loads((run_dir / rundir.CONFIG).read_text())["config"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        config = json.loads(path.read_bytes().decode())["config"]
+    except (OSError, ValueError, KeyError, TypeError):  # ValueError: not UTF-8, or not JSON
         if posterior is None:
             raise UserError(
-                f"{run_dir} is not a readable bayesnas run ({rundir.CONFIG} missing or corrupt)"
+                f"{run_dir} is not a readable bayesnas run ({rundir.CONFIG} missing, or not JSON "
+                "in UTF-8): restore it, or point to another run"
             ) from None
-        notes.append(f"{rundir.CONFIG} missing or corrupt: configuration taken from posterior.pt")
-        return posterior["config"]
+        notes.append(
+            f"{rundir.CONFIG} missing, or not JSON in UTF-8: configuration taken from posterior.pt"
+        )
+        config, path = posterior["config"], run_dir / rundir.POSTERIOR
+    try:
+        if not isinstance(config, dict):
+            raise UserError("the configuration is not a JSON object")
+        check_space_options(config.get("space"), config.get("space_options", {}))
+    except UserError as exc:
+        raise UserError(f"{path} names no space bayesnas can build ({exc}): restore it") from None
+    searched = posterior["config"] if posterior is not None else config
+    if _space(searched) != _space(config):
+        raise UserError(
+            f"{path} names space {_space(config)} but {rundir.POSTERIOR} was searched in "
+            f"{_space(searched)}: they come from different runs; restore the run's own {path.name}"
+        )
+    return config
+
+
+def _space(config: dict[str, Any]) -> str:
+    """The space a configuration names and its options, as ``nb201 (channels=4, cells=1)``."""
+    options = ", ".join(f"{k}={v}" for k, v in (config.get("space_options") or {}).items())
+    return f"{config.get('space')} ({options})"
 
 
 def load_run(run_dir: Path) -> RunData:
     """Read whatever ``run_dir`` holds; every problem that is not fatal becomes a note."""
     notes: list[str] = []
     metrics = rundir.read_metrics(run_dir, warn=notes.append)
-    posterior = None
-    if (run_dir / rundir.POSTERIOR).is_file():
-        try:
-            posterior = rundir.load_torch(run_dir / rundir.POSTERIOR, "posterior")
-        except rundir.UnsafeFile:
-            raise  # never drawn around: the user must know that this file is not to be trusted
-        except UserError as exc:
-            notes.append(f"{exc}; figures from metrics.jsonl only")
+    posterior, damaged = _posterior(run_dir, notes)
     config = _config(run_dir, posterior, notes)
     samples = _valid_samples(rundir.read_jsonl(run_dir / SAMPLES, notes.append), config, notes)
     steps = rundir.read_jsonl(run_dir / rundir.STEPS, notes.append)
-    run = RunData(run_dir, config, metrics, posterior, samples, notes, steps)
-    if posterior is None:
+    run = RunData(run_dir, config, metrics, posterior, samples, notes, steps, damaged)
+    if posterior is None and not damaged:
         notes.append(
             f"run not finished: no posterior.pt, figures from metrics so far "
             f"({run.epochs_done} of {config['epochs']} epochs)"

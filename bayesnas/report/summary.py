@@ -27,6 +27,7 @@ def summary(run_dir: Path, run: RunData | None = None) -> dict[str, Any]:
         "space": run.config["space"],
         "space_options": run.config["space_options"],
         "finished": run.posterior is not None,
+        "posterior_damaged": run.posterior_damaged,
         "epochs_done": run.epochs_done,
         "epochs_planned": run.config["epochs"],
         "final_elbo": last.get("elbo"),
@@ -82,6 +83,8 @@ def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
     )
     options = ", ".join(f"{k}={v}" for k, v in info["space_options"].items())
     status = "finished" if info["finished"] else "not finished"
+    if info.get("posterior_damaged"):  # written, so finished once, but unreadable: a note says
+        status = f"{rundir.POSTERIOR} unreadable"
     rows = [
         ("run", info["run"]),
         ("data set", data["name"] + sizes),

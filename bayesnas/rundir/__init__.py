@@ -39,7 +39,7 @@ from bayesnas.rundir.atomic import (
     write_json,
     write_new,
 )
-from bayesnas.rundir.torchfile import FORMAT_VERSION, UnsafeFile, load_torch
+from bayesnas.rundir.torchfile import FORMAT_VERSION, UnsafeFile, load_torch, not_a_file
 
 __all__ = [
     "DiskFull",
@@ -50,6 +50,7 @@ __all__ = [
     "disk_full",
     "is_disk_full",
     "load_torch",
+    "not_a_file",
     "note",
     "read_jsonl",
     "repair_tail",
@@ -181,18 +182,25 @@ def check_fresh(run_dir: Path, force: bool) -> None:
 
 @contextmanager
 def locked(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the run for a whole search; a second search is refused."""
+    """Hold an exclusive lock on the run for a whole search or training; a second is refused."""
     with open(run_dir / ".lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(
-                f"another search is running in {run_dir}; wait for it or use another --out"
+                f"another search or training is running in {run_dir}; wait for it "
+                "or use another --out"
             ) from None
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def posterior_remedy(run_dir: Path) -> str:
+    """What to do about a posterior.pt that is there but cannot be read: the search that wrote
+    it writes it again (from its last checkpoint, or from the start)."""
+    return f"move it away, then `bayesnas search --resume {run_dir}` writes it again"
 
 
 def read_metrics(run_dir: Path, warn: Any = None) -> list[dict[str, Any]]:

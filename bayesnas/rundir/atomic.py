@@ -129,19 +129,22 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_jsonl(path: Path, warn: Any = None) -> list[dict[str, Any]]:
-    """JSON rows of ``path`` ([] if absent); a torn last line is skipped with ``warn(message)``."""
+    """JSON rows of ``path`` ([] if absent); a torn last line is skipped with ``warn(message)``.
+    A line that is not UTF-8 JSON, other than the last, is a UserError naming it."""
     if not path.is_file():
         return []
-    lines = path.read_text().splitlines()
+    lines = path.read_bytes().splitlines()
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            rows.append(json.loads(line.decode()))
+        except ValueError:  # not UTF-8 (UnicodeDecodeError) or not JSON (JSONDecodeError)
             if number != len(lines):
-                raise UserError(f"{path} line {number} is not JSON; repair or delete it") from None
+                raise UserError(
+                    f"{path} line {number} is not JSON in UTF-8; repair or delete that line"
+                ) from None
             if warn:
                 warn(f"skipping the truncated last line of {path}")
     return rows

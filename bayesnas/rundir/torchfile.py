@@ -6,6 +6,7 @@ asks for; a corrupt or foreign one is a one-line user error too, never a traceba
 
 from __future__ import annotations
 
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -37,6 +38,9 @@ def load_torch(path: Path, what: str) -> dict[str, Any]:
     """Load a checkpoint or posterior as data only (``weights_only``): tensors and plain Python
     values. A file that asks for anything else (such as a pickled ``__reduce__`` that would run
     code) is refused unread; a corrupt or foreign one is a UserError too, never a traceback."""
+    kind = not_a_file(path)
+    if kind is not None:
+        raise UserError(f"{path} is {kind}, not a {what}: move it away")
     if not path.is_file():
         raise UserError(f"{path} does not exist")
     try:  # a corrupt file makes torch warn too; the one-line error below says it all
@@ -52,6 +56,18 @@ def load_torch(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         raise UserError(f"{path} is not a bayesnas {what} of format {FORMAT_VERSION}")
     return payload
+
+
+def not_a_file(path: Path) -> str | None:
+    """What has the name ``path`` when it is no regular file (a directory, a link that leads to
+    no file, a device or pipe); None when it is a regular file or nothing is there."""
+    if path.is_file() or not os.path.lexists(path):
+        return None
+    if path.is_dir():
+        return "a directory"
+    if path.is_symlink():
+        return "a symbolic link that leads to no file (a loop or a missing target)"
+    return "not a regular file"
 
 
 def _unreadable(path: Path, what: str, exc: Exception) -> UserError:

@@ -69,8 +69,10 @@ def _saved_config(run_dir: Path, device: str | None) -> SearchConfig:
     try:
         saved = json.loads((run_dir / rundir.CONFIG).read_text())
         return SearchConfig.from_json(saved["config"]).with_updates(device=device)
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):  # ValueError: not JSON, or not UTF-8
         raise UserError(f"{run_dir / rundir.CONFIG} is corrupt; cannot resume") from None
+    except UserError as exc:  # a value no search takes (a size beyond its bounds ...)
+        raise UserError(f"{run_dir / rundir.CONFIG}: {exc}; cannot resume") from None
 
 
 def _claim(stack: ExitStack, run_dir: Path, resume: bool, force: bool) -> None:
@@ -84,8 +86,12 @@ def _claim(stack: ExitStack, run_dir: Path, resume: bool, force: bool) -> None:
 
 def _resumed(config: SearchConfig, run_dir: Path, progress: bool) -> Searcher:
     """A Searcher restored from a run's config.json and its latest checkpoint."""
-    if (run_dir / rundir.POSTERIOR).is_file():
+    path = run_dir / rundir.POSTERIOR
+    if path.is_file():
         raise UserError(f"{run_dir} is finished (posterior.pt exists); nothing to resume")
+    kind = rundir.not_a_file(path)
+    if kind is not None:  # the finish would fail to rename its posterior over it
+        raise UserError(f"{path} is {kind}, not a posterior: {rundir.posterior_remedy(run_dir)}")
     searcher = Searcher(config, run_dir, progress)
     if (run_dir / rundir.CHECKPOINT).is_file():
         searcher.load_state_dict(rundir.load_torch(run_dir / rundir.CHECKPOINT, "checkpoint"))
@@ -128,12 +134,18 @@ def _run(searcher: Searcher) -> Path | None:
     try:
         return searcher.run()
     except rundir.DiskFull as exc:
-        raise rundir.disk_full(
-            exc.path,
-            exc.needed,
-            then=f"free some space, then resume with `bayesnas search --resume {searcher.run_dir}` "
-            "(the last checkpoint is intact)",
-        ) from None
+        run_dir = searcher.run_dir
+        if (run_dir / rundir.CHECKPOINT).is_file():
+            then = (
+                f"free some space, then resume with `bayesnas search --resume {run_dir}` "
+                "(the last checkpoint is intact)"
+            )
+        else:
+            then = (
+                "no checkpoint was written yet: free some space, then start the search "
+                "again (the same command with --force)"
+            )
+        raise rundir.disk_full(exc.path, exc.needed, then=then) from None
 
 
 def _summary(path: Path | None) -> dict[str, Any]:
@@ -141,4 +153,4 @@ def _summary(path: Path | None) -> dict[str, Any]:
     payload = rundir.load_torch(path, "posterior")
     summary = {k: payload[k] for k in ("mode", "mode_val_acc", "seconds", "dataset")}
     sampler = payload["config"].get("sampler", "posterior")
-    return summary | {"path": path, "sampler": sampler}
+    return summary | {"path": path, "sampler": sampler, "epochs": payload["config"]["epochs"]}

@@ -40,6 +40,9 @@ class Posterior:
 def load_posterior(run_dir: Path, device: torch.device) -> Posterior:
     """Rebuild the program of ``run_dir`` from posterior.pt alone."""
     path = run_dir / rundir.POSTERIOR
+    kind = rundir.not_a_file(path)
+    if kind is not None:  # not a run still going: a name in the way of the finished posterior
+        raise UserError(f"{path} is {kind}, not a posterior: {rundir.posterior_remedy(run_dir)}")
     if not path.is_file():
         raise UserError(
             f"{run_dir} has no finished posterior yet (still running or stopped): "

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
 
 
@@ -93,12 +94,31 @@ class SuperNet(nn.Module, ABC):
 class SpaceOption:
     """One integer option of a space, offered as the CLI flag ``--NAME`` and checked by config.
 
-    ``minimum`` above 1 is checked after the general "at least 1" (the CLI then takes any int).
+    The CLI flag takes 1 to ``maximum`` (the largest of the spaces that share the flag); ``check``
+    holds each space's own bounds, before any network is built: ``maximum`` is what a real search
+    could use (a width, a count of cells or blocks), so that a typo cannot ask for terabytes.
     """
 
     name: str
     help: str
     minimum: int = 1
+    maximum: int = 1024
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value: Any, space: str) -> None:
+        """UserError, naming the flag and the bound, unless ``value`` is a whole number within
+        [minimum, maximum] (a value read from a file may be anything)."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{self.flag} must be a whole number, got {value!r}")
+        if value < self.minimum:
+            raise UserError(f"{self.flag} must be at least {self.minimum}, got {value}")
+        if value > self.maximum:
+            raise UserError(
+                f"{self.flag} must be at most {self.maximum} in space {space}, got {value}"
+            )
 
 
 @dataclass(frozen=True)

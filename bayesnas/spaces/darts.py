@@ -262,8 +262,12 @@ SPACE = Space(
     factory=darts,
     network=DartsSearchNet,
     options=(
-        SpaceOption("channels", "darts: channels C of the first cells (the stem has 3C)."),
-        SpaceOption("cells", "darts: cells, reduction cells at 1/3 and 2/3 of the depth."),
+        SpaceOption(
+            "channels", "darts: channels C of the first cells (the stem has 3C).", maximum=1024
+        ),
+        SpaceOption(
+            "cells", "darts: cells, reduction cells at 1/3 and 2/3 of the depth.", maximum=64
+        ),
     ),
     subnet=_subnet,
     figure="genotype",

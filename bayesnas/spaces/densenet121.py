@@ -240,10 +240,15 @@ SPACE = Space(
     factory=densenet121,
     network=DenseNetSupNet,
     options=(
-        SpaceOption("growth", "densenet121: growth rate k, the channels each dense layer adds."),
+        SpaceOption(
+            "growth",
+            "densenet121: growth rate k, the channels each dense layer adds.",
+            maximum=1024,
+        ),
         SpaceOption(
             "dense_layers",
             "densenet121: at most this many layers per dense block (24: all of 6/12/24/16).",
+            maximum=max(BLOCKS),
         ),
     ),
     subnet=_subnet,

@@ -267,8 +267,8 @@ SPACE = Space(
     factory=nb201,
     network=NB201Net,
     options=(
-        SpaceOption("channels", "nb201: channels C of the first stage."),
-        SpaceOption("cells", "nb201: cells N per stage."),
+        SpaceOption("channels", "nb201: channels C of the first stage.", maximum=1024),
+        SpaceOption("cells", "nb201: cells N per stage.", maximum=64),
     ),
     subnet=_subnet,
     figure="cell",

@@ -263,8 +263,13 @@ SPACE = Space(
     factory=resnet,
     network=ResNetSupNet,
     options=(
-        SpaceOption("width", "resnet: base width, at least 2 (96: the paper's 26.2 M).", minimum=2),
-        SpaceOption("blocks", "resnet: blocks per stage (paper: 4)."),
+        SpaceOption(
+            "width",
+            "resnet: base width, at least 2 (96: the paper's 26.2 M).",
+            minimum=2,
+            maximum=1024,
+        ),
+        SpaceOption("blocks", "resnet: blocks per stage (paper: 4).", maximum=64),
     ),
     subnet=_subnet,
     figure="widths",

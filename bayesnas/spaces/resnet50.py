@@ -237,10 +237,15 @@ SPACE = Space(
     network=ResNet50SupNet,
     options=(
         SpaceOption(
-            "base_width", "resnet50: bottleneck width of stage 1, doubled per stage; at least 3.", 3
+            "base_width",
+            "resnet50: bottleneck width of stage 1, doubled per stage; at least 3.",
+            minimum=3,
+            maximum=1024,
         ),
         SpaceOption(
-            "bottlenecks", "resnet50: at most this many bottlenecks per stage (6: all of 3/4/6/3)."
+            "bottlenecks",
+            "resnet50: at most this many bottlenecks per stage (6: all of 3/4/6/3).",
+            maximum=max(STAGES),
         ),
     ),
     subnet=_subnet,

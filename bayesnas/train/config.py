@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bayesnas.config import MAX_EPOCHS, check_seed
 from bayesnas.data import DEFAULT_AUGMENTATION, dataset_info
 from bayesnas.errors import UserError
 from bayesnas.train.sources import (
@@ -82,6 +83,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.epochs > MAX_EPOCHS:
+            raise UserError(f"--epochs must be at most {MAX_EPOCHS}, got {self.epochs}")
+        check_seed(self.seed)
         if not self.lr > 0:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if self.mode not in MODES:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bayesnas import rundir
+from bayesnas.config import check_space_options
 from bayesnas.data import DatasetInfo, dataset_info
 from bayesnas.errors import UserError
 from bayesnas.export import ARCHITECTURE, read_export
@@ -43,9 +44,7 @@ def search_config(run: Path) -> dict[str, Any]:
 def arch_fields(arch: str, size: dict[str, int], info: DatasetInfo) -> dict[str, Any]:
     """The network fields of architecture string ``arch`` of ``size`` on data set ``info``."""
     space = arch_space(arch)
-    for name, value in size.items():
-        if value < 1:
-            raise UserError(f"--{name} must be at least 1, got {value}")
+    check_space_options(space, size)  # before any data is read or network built
     space_config = {**size, "num_classes": info.num_classes, "in_channels": info.channels}
     if space == "darts":
         from bayesnas.spaces.genotype import parse_genotype

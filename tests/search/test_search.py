@@ -3,6 +3,7 @@ resume after SIGKILL, Ctrl-C, --force and --resume of a finished run."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -349,6 +350,29 @@ def test_ctrl_c_checkpoints_and_resumes(
     assert_ok(result)
     assert_same_posterior(load(reference_run / "posterior.pt"), load(run / "posterior.pt"))
     assert [r["epoch"] for r in metrics(run)] == list(range(1, EPOCHS + 1))
+
+
+def test_a_full_disk_before_the_first_checkpoint_says_there_is_none(
+    tmp_path: Path, fake_cifar10: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24 (8): with no checkpoint written, the line says so and how to start again; it
+    neither calls a checkpoint intact nor sends the user to --resume."""
+    run, write = tmp_path / "run", os.write
+
+    def full(fd: int, data: bytes) -> int:  # the first checkpoint finds the disk full
+        if ".checkpoint.pt." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    result = run_cli(*search_args(fake_cifar10, "--out", run, epochs=1), cwd=tmp_path)
+    monkeypatch.undo()
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("run directory")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("bayesnas: error: cannot write"), lines
+    assert "no checkpoint was written yet" in lines[0] and "--force" in lines[0], lines[0]
+    assert "intact" not in lines[0] and "--resume" not in lines[0], lines[0]
+    assert not (run / "checkpoint.pt").exists()
 
 
 def test_finished_run_resume_refused_and_force_starts_over(

@@ -168,7 +168,7 @@ def test_recalibrated_batchnorm_restores_supernet_statistics(resnet_run):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--n", "0"], "--n must be"),
+        (["--n", "0"], "1<=x<=1000000"),
         (["--n", "3", "--top-k", "4"], "--top-k"),
         (["--sampler", "fixed-dropout"], "fixed-dropout"),
         (["--fine-tune-steps", "2", "--bn", "recalibrate"], "drop --bn recalibrate"),
