@@ -96,8 +96,8 @@ from bayesnas.selection.scorers import SCORERS
     type=click.Choice(list(SCORERS)),
     help="How candidates are ranked: "
     + "; ".join(f"{name}: {scorer.help}" for name, scorer in SCORERS.items())
-    + ".  [default: inherited; zero-cost for a search of --epochs 0, whose weights are "
-    "untrained]",
+    + ".  [default: inherited; log-q for a search with --arch-prior zero-cost, zero-cost for "
+    "one of --epochs 0, whose weights are untrained]",
 )
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option(

@@ -134,6 +134,8 @@ def test_zero_cost_search_then_sample_end_to_end(cifar_root, tmp_path):
         scores = [r["score"] for r in mine]
         assert scores == sorted(scores, reverse=True)  # ranked by the chosen score
     assert (run / "export" / "rank-1").is_dir()
+    default = run_cli("sample", "--run", run, "--n", "4", "--top-k", "0", cwd=tmp_path)
+    assert "ranked by log-q" in default.stdout  # q holds prior and likelihood: rank by it
 
 
 def test_prior_only_search_keeps_q_at_the_prior(cifar_root, tmp_path):

@@ -109,7 +109,7 @@ def test_the_ensemble_averages_probabilities_and_writes_its_file(sampled, capsys
     net = posterior.program.net
     from bayesnas.selection.sample import _data
 
-    val_batches, _ = _data(posterior, torch.device("cpu"), SampleConfig())
+    val_batches, _, _ = _data(posterior, torch.device("cpu"), SampleConfig())
     probs = [
         predict(net, net.decode(m["encoding"]), val_batches())[0] for m in report["member_list"]
     ]
