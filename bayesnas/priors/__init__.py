@@ -17,9 +17,20 @@ from bayesnas.data.sources import DatasetInfo
 from bayesnas.errors import UserError
 from bayesnas.priors.proxies import PROXIES, get_proxy
 from bayesnas.priors.removal import removal_evidence
-from bayesnas.spaces import create_space
+from bayesnas.spaces import SuperNet, create_space
 
-__all__ = ["PROXIES", "arch_prior_logits", "zero_cost_evidence"]
+__all__ = ["PROXIES", "arch_prior_logits", "fresh_network", "zero_cost_evidence"]
+
+
+def fresh_network(
+    config: SearchConfig, num_classes: int, channels: int, device: torch.device
+) -> SuperNet:
+    """A newly initialised super-network of the search's space, in eval mode as the proxies'
+    reference code scores it (the caller seeds the initialisation)."""
+    net = create_space(
+        config.space, num_classes=num_classes, in_channels=channels, **config.space_options
+    )
+    return net.to(device).eval()
 
 
 def zero_cost_evidence(
@@ -42,13 +53,8 @@ def zero_cost_evidence(
             f"({len(train_data)} images): use a smaller --prior-batch"
         )
 
-    def make_net():
-        return create_space(
-            config.space,
-            num_classes=info.num_classes,
-            in_channels=info.channels,
-            **config.space_options,
-        ).to(device)
+    def make_net() -> SuperNet:
+        return fresh_network(config, info.num_classes, info.channels, device)
 
     proxy = get_proxy(config.prior_proxy)
     return removal_evidence(

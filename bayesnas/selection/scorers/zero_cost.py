@@ -10,10 +10,10 @@ import functools
 import torch
 from tqdm import tqdm
 
+from bayesnas.priors import fresh_network
 from bayesnas.priors.proxies import get_proxy
 from bayesnas.selection.rank import Candidate
 from bayesnas.selection.scorers.base import Scorer, ScoringContext
-from bayesnas.spaces import create_space
 
 SEED_OFFSET = 7919  # fresh networks other than the prior's, for the same search seed
 
@@ -35,13 +35,7 @@ def zero_cost_scores(context: ScoringContext, candidates: list[Candidate]) -> li
     with torch.random.fork_rng(devices=[]):
         for repeat, images in enumerate(batches):
             torch.manual_seed(context.seed * 1009 + repeat + SEED_OFFSET)
-            net = create_space(
-                config.space,
-                num_classes=data["num_classes"],
-                in_channels=data["channels"],
-                **config.space_options,
-            )
-            net = net.to(images.device).eval()
+            net = fresh_network(config, data["num_classes"], data["channels"], images.device)
             for index, candidate in enumerate(candidates):
                 arch = candidate.arch.to(images.device)
                 forward = functools.partial(net.forward_architecture, arch=arch)
