@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    train, val, info = build_search_data(
+    train, val, info, _ = build_search_data(
         args.dataset,
         None,
         device=torch.device("cpu"),

@@ -58,7 +58,7 @@ def main() -> None:
             prior_strength=args.strength,
         )
         started = time.monotonic()
-        train, _, info = search_data(config, torch.device("cpu"))
+        train, _, info, _ = search_data(config, torch.device("cpu"))
         evidence = zero_cost_evidence(config, train, info, torch.device("cpu"), False)
         seconds = time.monotonic() - started
         logits = config.prior_strength * evidence

@@ -52,7 +52,7 @@ def main() -> None:
     device = resolve_device(args.device)
     posterior = load_posterior(args.run, device)
     net = posterior.program.net
-    train, val, _ = search_data(posterior.config, device)
+    train, val, _, _ = search_data(posterior.config, device)
     tested = trained_cells(args.trained, args.seed)
     archs = list(tested)
 

@@ -91,7 +91,7 @@ def test_search_sample_and_export_on_cuda(tmp_path, space, options):
     assert 0.0 <= summary["mode_val_acc"] <= 1.0
     run_dir, rows = sample(SampleConfig(run=tmp_path / "run", n=8, top_k=1, progress=False))
     model = bayesnas.load_exported(run_dir / "export" / "rank-1").cuda()
-    _, val, _ = search_data(config, torch.device("cuda"))
+    _, val, _, _ = search_data(config, torch.device("cuda"))
     correct = total = 0
     with torch.no_grad():
         # the exported model takes images as users have them (uint8) and normalises inside

@@ -248,7 +248,7 @@ def test_exports_normalise_inside(finished: Path, fake_cifar10: Path) -> None:
     model = load_exported(folder)
     row = json.loads((folder / "metrics.json").read_text())
     config = SearchConfig.from_json(json.loads((finished / "config.json").read_text())["config"])
-    _, val, _ = search_data(config, torch.device("cpu"))
+    _, val, _, _ = search_data(config, torch.device("cpu"))
     with torch.no_grad():
         logits = model(val.images)  # uint8, as a user has them
         assert (logits.argmax(1) == val.labels).float().mean().item() == row["val_acc"]

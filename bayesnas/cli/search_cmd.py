@@ -19,6 +19,7 @@ from bayesnas.cli.options import (
 )
 from bayesnas.config.search import (
     ARCH_PRIORS,
+    GATE_DATA,
     MAX_EPOCHS,
     MAX_PRIOR_STRENGTH,
     MAX_TEMPERATURE,
@@ -121,7 +122,7 @@ from bayesnas.errors import UserError
     type=click.Choice(ARCH_PRIORS),
     help="Prior over architectures: uniform (the paper's), or zero-cost: per-(edge, op) "
     "evidence from training-free removal scores on fresh super-networks (seconds), which q "
-    "also starts from (nb201).",
+    "also starts from (nb201, darts: ops and each node's two inputs).",
 )
 @click.option(
     "--prior-strength",
@@ -142,6 +143,13 @@ from bayesnas.errors import UserError
     type=click.FloatRange(1, MAX_TEMPERATURE),
     help="T of the tempered likelihood: q(arch) ~ p(arch) p(data | arch)^(1/T), i.e. the "
     "architecture KL weighted T/N instead of 1/N; 1 = Eq. 15.",
+)
+@click.option(
+    "--gate-data",
+    type=click.Choice(GATE_DATA),
+    help="Images q's steps see: train (the weights' batches, Eq. 15) or held-out (validation "
+    "images beyond --val-size, which neither the weights nor the ranking see; DARTS-style "
+    "alternation after the warm-up).",
 )
 @click.option("--seed", type=SEED, help="Seed of initialisation, data order and gate noise.")
 @click.option("--device", help="auto | cpu | cuda | cuda:N.")

@@ -154,7 +154,7 @@ def _capped_sizes(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 def _supported_prior(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The paper's flat prior and Eq. 15's likelihood where the preset's prior does not apply
-    to the chosen space (the zero-cost prior needs one op gate per edge); a prior the user asks
+    to the chosen space (the zero-cost prior needs op gates per edge); a prior the user asks
     for is left to validation, which names the spaces it fits."""
     from bayesnas.spaces import lookup
 

@@ -18,6 +18,7 @@ FLOAT_FIELDS = (
 WARMUP_DRAWS = ("example", "batch", "relaxed")  # --warmup-draws: see search/schedule.py
 COSTS = ("flops", "params")
 ARCH_PRIORS = ("uniform", "zero-cost")  # --arch-prior: see bayesnas/priors/
+GATE_DATA = ("train", "held-out")  # --gate-data: the images q's gradient steps see
 PRIOR_PROXIES = ("naswot",)  # training-free proxies of the zero-cost prior (priors/proxies.py)
 MAX_PRIOR_STRENGTH = 100.0  # beyond this the prior is a point mass in float32 softmax terms
 MAX_TEMPERATURE = 1e6  # what the cost-aware prior charges: MFLOPs or M params
@@ -93,6 +94,7 @@ class SearchConfig:
     prior_repeats: int = 8  # initialisations (each with its own batch and edge order)
     prior_batch: int = 128  # images per proxy evaluation
     likelihood_temperature: float = 1.0  # q(arch) ~ p(arch) p(D | arch)^(1/T); 1: Eq. 15
+    gate_data: str = "train"  # q's steps on the weights' batches (Eq. 15) or on held-out ones
 
     def with_updates(self, **changes: Any) -> SearchConfig:
         """A copy with ``changes`` applied (None values ignored), validated."""
@@ -202,12 +204,16 @@ class SearchConfig:
                 f"--likelihood-temperature must lie in [1, {MAX_TEMPERATURE:g}] "
                 f"(1: Eq. 15), got {self.likelihood_temperature}"
             )
+        if self.gate_data not in GATE_DATA:
+            raise UserError(f"--gate-data must be {' or '.join(GATE_DATA)}, got {self.gate_data!r}")
+        if self.gate_data == "held-out" and self.sampler != "posterior":
+            raise UserError("--gate-data held-out fits q; --sampler uniform keeps q fixed")
         from bayesnas.spaces import get_space
 
         supported = get_space(self.space).arch_priors
         if self.arch_prior not in supported:
             raise UserError(
-                f"--arch-prior {self.arch_prior} needs one categorical op gate per edge; "
+                f"--arch-prior {self.arch_prior} needs op gates per edge (nb201, darts); "
                 f"--space {self.space} supports {', '.join(supported)}"
             )
 

@@ -43,6 +43,17 @@ def search_split(
     return train.sort().values, val.sort().values
 
 
+def held_out_indices(
+    num_examples: int, val_fraction: float = 0.5, seed: int = 0, val_size: int | None = None
+) -> torch.Tensor:
+    """The validation part's examples beyond ``val_size`` (sorted): held out from the weights
+    (search-train) and from the ranking (the first ``val_size``), as ``search_split`` draws them."""
+    parts = split_sizes(num_examples, val_fraction)
+    order = torch.randperm(num_examples, generator=torch.Generator().manual_seed(seed))
+    rest = order[parts["train_size"] :]
+    return rest[len(rest) if val_size is None else val_size :].sort().values
+
+
 def _epoch_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
     """Return the shuffled example order of one epoch, fixed by (seed, epoch) alone."""
     state = np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
 from bayesnas.data.augment import DEFAULT_AUGMENTATION
-from bayesnas.data.batches import TensorData, search_split
+from bayesnas.data.batches import TensorData, held_out_indices, search_split, split_sizes
 from bayesnas.data.folders import FolderData, folder_info, imagenet_folder, scan, user_folder
 from bayesnas.data.sources import DatasetInfo, dataset_info, load_arrays, resolve_data_root
 from bayesnas.errors import UserError
@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from bayesnas.config import SearchConfig
 
 Data = TensorData | FolderData
+
+
+class SearchParts(NamedTuple):
+    """A search's data: search-train (augmented), validation (plain) and, when asked for, the
+    held-out images q is fitted on (plain; ``held_out_indices``), with the data set's facts."""
+
+    train: Data
+    val: Data
+    info: DatasetInfo
+    held_out: Data | None = None
 
 
 def build_search_data(
@@ -34,8 +44,10 @@ def build_search_data(
     workers: int | None = None,
     image_size: int | None = None,
     download: bool = True,
-) -> tuple[Data, Data, DatasetInfo]:
-    """Split the training set into augmented search-train and plain validation data (no test)."""
+    held_out: bool = False,
+) -> SearchParts:
+    """Split the training set into augmented search-train and plain validation data (no test);
+    with ``held_out``, also the validation part's images beyond ``val_size``."""
     info = dataset_info(name)
     root = resolve_data_root(name, data_root)
     settings = {**DEFAULT_AUGMENTATION[name], **(augmentation or {})}
@@ -47,22 +59,57 @@ def build_search_data(
         else:
             folder = scan(user_folder(root))
             info = folder_info(folder, image_size)
-        train, val = search_split(len(folder), val_fraction, split_seed, train_size, val_size)
-        return (
+        count = len(folder)
+        train, val = search_split(count, val_fraction, split_seed, train_size, val_size)
+        rest = _held_out(count, val_fraction, split_seed, val_size) if held_out else None
+        return SearchParts(
             FolderData(folder, train, info, device, settings, workers),
             FolderData(folder, val, info, device, None, workers),
             info,
+            None if rest is None else FolderData(folder, rest, info, device, None, workers),
         )
     if image_size not in (None, info.image_size):
         raise UserError(
             f"{name} images are {info.image_size} pixels; image_size applies to image folders"
         )
     images, labels = load_arrays(name, root, train=True, download=download)
-    train, val = search_split(len(labels), val_fraction, split_seed, train_size, val_size)
-    return (
+    count = len(labels)
+    train, val = search_split(count, val_fraction, split_seed, train_size, val_size)
+    rest = _held_out(count, val_fraction, split_seed, val_size) if held_out else None
+    return SearchParts(
         TensorData(images[train], labels[train], info, device, settings),
         TensorData(images[val], labels[val], info, device, None),
         info,
+        None if rest is None else TensorData(images[rest], labels[rest], info, device, None),
+    )
+
+
+def _held_out(count: int, val_fraction: float, seed: int, val_size: int | None) -> torch.Tensor:
+    """The held-out indices, or a UserError when --val-size leaves none."""
+    rest = held_out_indices(count, val_fraction, seed, val_size)
+    if len(rest) == 0:
+        half = count - split_sizes(count, val_fraction)["train_size"]
+        raise UserError(
+            f"--gate-data held-out fits q on validation images that ranking does not use, and "
+            f"--val-size takes all {half}: set --val-size below {half} (e.g. {half // 2})"
+        )
+    return rest
+
+
+def search_data(config: SearchConfig, device: torch.device) -> SearchParts:
+    """The (search-train, validation, info[, held-out]) parts a configuration searches on."""
+    return build_search_data(
+        config.dataset,
+        config.data_root,
+        device=device,
+        val_fraction=config.val_fraction,
+        split_seed=config.seed,
+        train_size=config.train_size,
+        val_size=config.val_size,
+        augmentation=config.augmentation,
+        workers=config.workers,
+        image_size=config.image_size,
+        held_out=config.gate_data == "held-out",
     )
 
 
@@ -78,19 +125,3 @@ def first_images(
             images, labels = images[:remaining], labels[:remaining]
             remaining -= len(labels)
         yield images, labels
-
-
-def search_data(config: SearchConfig, device: torch.device) -> tuple[Data, Data, DatasetInfo]:
-    """The (search-train, validation, info) split a configuration searches on."""
-    return build_search_data(
-        config.dataset,
-        config.data_root,
-        device=device,
-        val_fraction=config.val_fraction,
-        split_seed=config.seed,
-        train_size=config.train_size,
-        val_size=config.val_size,
-        augmentation=config.augmentation,
-        workers=config.workers,
-        image_size=config.image_size,
-    )

@@ -189,9 +189,10 @@ class PairLayout(GateLayout):
         dtype: torch.dtype,
         logits: torch.Tensor | None = None,
     ) -> TorchDistribution:
-        """Uniform over genotypes: every pair of a node and every op equally likely (a genotype
-        has no additive cost per gate, so no cost-aware prior: ``logits`` must be None)."""
-        if logits is not None:
-            raise ValueError("the DARTS genotype prior takes no cost-aware logits")
-        logits = torch.zeros(self.shape, device=device, dtype=dtype)
+        """Uniform over genotypes (every pair of a node and every op equally likely), or the pair
+        gate of ``logits`` in q's parametrisation (column 0 keep logits, 1.. op logits), e.g.
+        the zero-cost prior's."""
+        if logits is None:
+            logits = torch.zeros(self.shape, device=device, dtype=dtype)
+        logits = logits.to(device, dtype)
         return PairGate(logits.expand(batch, *self.shape), self.structure)

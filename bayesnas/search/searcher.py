@@ -26,7 +26,7 @@ from bayesnas.errors import Interrupted, UserError
 from bayesnas.priors import arch_prior_logits
 from bayesnas.program import Program, build_program
 from bayesnas.progress import step_bar
-from bayesnas.search import metrics, parallel, schedule, state
+from bayesnas.search import held_out, metrics, parallel, schedule, state
 from bayesnas.search.capture import StepCapture
 from bayesnas.steplog import StepLog
 
@@ -39,7 +39,7 @@ class Searcher:
         self.dist, self.device = from_env(config.device)  # one process, or a rank of torchrun
         self.show_progress = progress and self.dist.main
         pyro.set_rng_seed(config.seed)
-        self.train_data, self.val_data, self.info = search_data(config, self.device)
+        self.train_data, self.val_data, self.info, self.held_out = search_data(config, self.device)
         self.kl_n = config.kl_n or 10 * len(self.train_data)
         # the zero-cost prior: the same on every rank (its own seeded random state)
         self.arch_prior_logits = arch_prior_logits(
@@ -162,9 +162,11 @@ class Searcher:
             stats = parallel.average_gradients(self.dist, params, stats)
             loss, nll, correct = stats[0] / self.dist.world, stats[1], stats[2]
             labels_seen = stats[3]
-        if step < self.warmup_steps:
+        if step < self.warmup_steps or self.held_out is not None:
             self.program.guide.gate_logits.grad = None
         self.optimizer.step()
+        if self.held_out is not None and step >= self.warmup_steps:
+            held_out.gate_step(self, self.held_out, step - self.warmup_steps)
         s = self.sums
         s["loss"] += loss.detach()
         s["nll"] += nll

@@ -116,6 +116,7 @@ def posterior(s: Searcher, mode_text: str | None, val: dict[str, Any], gates: di
             "channels": info.channels,
             "train_images": len(s.train_data),
             "val_images": len(s.val_data),
+            "held_out_images": 0 if s.held_out is None else len(s.held_out),  # --gate-data
             "image_size": info.image_size,
             "mean": list(info.mean),
             "std": list(info.std),

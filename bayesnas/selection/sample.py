@@ -107,7 +107,7 @@ class SampleConfig:
 
 
 def _data(posterior: Posterior, device: torch.device, config: SampleConfig):
-    train, val, _ = search_data(posterior.config, device)
+    train, val, _, _ = search_data(posterior.config, device)
 
     def val_batches():
         return first_images(val.eval_batches(config.batch_size), config.val_size)

@@ -138,7 +138,7 @@ class Space:
     - ``presets``: per search preset, the values this space sets over it (its sizes and what
       they need), applied by ``config.build_config`` when the search uses this space.
     - ``arch_priors``: the architecture priors (``bayesnas.priors``) its gates support; the
-      zero-cost prior needs one categorical op gate per edge.
+      zero-cost prior needs op gates per edge (categorical, or DARTS's pairs).
     """
 
     name: str

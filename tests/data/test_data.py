@@ -418,12 +418,12 @@ def test_tensor_data_eval_batches_and_errors() -> None:
 
 def test_build_search_data_splits_the_training_set(tmp_path: Path) -> None:
     write_cifar(tmp_path, "cifar100", train=40, test=5)
-    train, val, info = build_search_data("cifar100", tmp_path, device="cpu", train_size=15)
+    train, val, info, _ = build_search_data("cifar100", tmp_path, device="cpu", train_size=15)
     assert isinstance(train, TensorData) and isinstance(val, TensorData)
     assert (len(train), len(val), info.num_classes) == (15, 20, 100)
     assert train.augmentation == {"pad": 4, "flip": True, "cutout": 16}
     assert val.augmentation is None
-    _, _, _ = build_search_data("cifar100", tmp_path, device="cpu", augmentation={"cutout": 0})
+    build_search_data("cifar100", tmp_path, device="cpu", augmentation={"cutout": 0})
     with pytest.raises(UserError, match="image_size"):
         build_search_data("cifar100", tmp_path, device="cpu", image_size=64)
 
@@ -433,7 +433,7 @@ def test_build_search_data_uses_bayesnas_data(
 ) -> None:
     write_mnist(tmp_path, name="mnist", layout="torchvision", train=30)
     monkeypatch.setenv("BAYESNAS_DATA", str(tmp_path))
-    train, val, info = build_search_data("mnist", None, device="cpu", download=False)
+    train, val, info, _ = build_search_data("mnist", None, device="cpu", download=False)
     assert (len(train), len(val), info.channels) == (15, 15, 1)
     assert train.augmentation == {"pad": 2, "flip": False, "cutout": 0}
     images, labels = next(train.train_batches(5, epoch=0, seed=0))
@@ -443,7 +443,7 @@ def test_build_search_data_uses_bayesnas_data(
 @pytest.mark.parametrize("workers", [0, 2])
 def test_folder_data_serves_fake_imagenet(tmp_path: Path, workers: int) -> None:
     write_imagenet(tmp_path)
-    train, val, info = build_search_data(
+    train, val, info, _ = build_search_data(
         "imagenet", tmp_path, device="cpu", workers=workers, image_size=32
     )
     assert isinstance(train, FolderData) and isinstance(val, FolderData)

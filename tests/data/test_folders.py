@@ -17,7 +17,7 @@ from bayesnas.errors import UserError
 
 def test_facts_come_from_the_images(tmp_path: Path) -> None:
     write_image_folder(tmp_path, classes=("a", "b", "c"), mode="L", size=20)
-    train, val, info = build_search_data("folder", tmp_path, device="cpu", workers=0)
+    train, val, info, _ = build_search_data("folder", tmp_path, device="cpu", workers=0)
     assert (info.num_classes, info.channels, info.image_size) == (3, 1, 20)
     assert len(info.mean) == len(info.std) == 1 and 0.0 < info.mean[0] < 1.0
     assert len(train) + len(val) == 36 and len(val) == 18  # val_fraction 0.5, as everywhere
@@ -28,7 +28,7 @@ def test_facts_come_from_the_images(tmp_path: Path) -> None:
 
 def test_rgb_tree_and_a_given_image_size(tmp_path: Path) -> None:
     write_image_folder(tmp_path, mode="RGB", size=24)
-    train, _, info = build_search_data(
+    train, _, info, _ = build_search_data(
         "folder", tmp_path, device="cpu", workers=0, image_size=16, augmentation={"pad": 2}
     )
     assert (info.channels, info.image_size, len(info.mean)) == (3, 16, 3)

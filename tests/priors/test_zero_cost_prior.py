@@ -180,6 +180,6 @@ def test_zero_cost_evidence_refuses_a_batch_larger_than_the_split(cifar_root):
         dataset="cifar10", data_root=str(cifar_root), space_options={"channels": 4, "cells": 1},
         train_size=64, arch_prior="zero-cost", prior_batch=128,
     ).validated()  # fmt: skip
-    train, _, info = search_data(config, torch.device("cpu"))
+    train, _, info, _ = search_data(config, torch.device("cpu"))
     with pytest.raises(UserError, match="--prior-batch"):
         zero_cost_evidence(config, train, info, torch.device("cpu"), False)

@@ -111,7 +111,7 @@ def test_sample_pairs_ranks_records_and_exports(nb201_run):
     from bayesnas.data import build_search_data
 
     c = posterior.config
-    _, val, _ = build_search_data(
+    _, val, _, _ = build_search_data(
         c.dataset,
         c.data_root,
         device=torch.device("cpu"),
