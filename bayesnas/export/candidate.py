@@ -5,9 +5,10 @@ normalisation), ``weights.safetensors`` (only the kept weights) and ``metrics.js
 ``export_deployable`` turns it into ONNX or TorchScript for serving without bayesnas.
 
 Every exported model takes images as users have them, ``[N, C, H, W]``, and normalises them
-inside with the training data's mean and std (``ExportedModel``): ``load_exported`` and
-TorchScript take uint8 (0..255) or float in [0, 1]; ONNX takes float32 in [0, 1] and says so in
-its ``metadata_props``.
+inside with the training data's mean and std (``export/inputs.py``): ``load_exported`` and
+TorchScript take uint8 (0..255) or float in [0, 1] and refuse other floats; ONNX takes float32
+in [0, 1], rescales a float image with values above 1 as 0..255, and says so in its
+``metadata_props``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 from bayesnas import __version__, rundir
 from bayesnas.data import DATASETS, dataset_info
 from bayesnas.errors import UserError
+from bayesnas.export.inputs import ExportedModel
 from bayesnas.spaces.base import SuperNet
 from bayesnas.spaces.subnet import build_subnet, subnet_from_spec, subnet_spec
 
@@ -68,29 +70,6 @@ def export_candidate(
         },
     )
     return out_dir
-
-
-class ExportedModel(nn.Module):
-    """An exported sub-network that takes images as users have them: ``[N, C, H, W]``, uint8
-    in 0..255 or float in [0, 1]. It normalises them with the training data's per-channel mean
-    and std (uint8 exactly as the search did) and returns logits. ``.net`` is the bare
-    sub-network, which takes normalised images."""
-
-    def __init__(self, net: nn.Module, mean: list[float], std: list[float]):
-        super().__init__()
-        self.net = net
-        self.mean: torch.Tensor
-        self.std: torch.Tensor
-        for name, values in (("mean", mean), ("std", std)):  # not in the state dict
-            tensor = torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
-            self.register_buffer(name, tensor, persistent=False)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dtype == torch.uint8:  # as bayesnas.data.normalize: bit-identical logits
-            x = (images.float() - self.mean * 255.0) / (self.std * 255.0)
-        else:
-            x = (images - self.mean) / self.std
-        return self.net(x)
 
 
 def load_exported(path: str | Path) -> nn.Module:

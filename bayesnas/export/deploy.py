@@ -15,12 +15,12 @@ from torch import nn
 from bayesnas import __version__, rundir
 from bayesnas.errors import UserError
 from bayesnas.export.candidate import (
-    ExportedModel,
     export_folder,
     load_description,
     preprocessed,
     recorded_image_size,
 )
+from bayesnas.export.inputs import ExportedModel, for_onnx
 
 DEPLOY_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
 ONNX_OPSET = 17
@@ -37,7 +37,7 @@ def export_deployable(
     example = torch.rand(2, description["subnet"]["in_channels"], size, size)  # in [0, 1]
     out = Path(out) if out is not None else export_folder(Path(export_dir)) / DEPLOY_FILES[fmt]
     model = preprocessed(description, subnet)
-    data = serialise(model, example, fmt)
+    data = serialise(for_onnx(model) if fmt == "onnx" else model, example, fmt)
     if fmt == "onnx":
         data = with_metadata(data, _metadata(description, size))
     try:
@@ -48,7 +48,7 @@ def export_deployable(
     return out
 
 
-def serialise(model: ExportedModel, example: torch.Tensor, fmt: str) -> bytes:
+def serialise(model: ExportedModel | nn.Module, example: torch.Tensor, fmt: str) -> bytes:
     """The ONNX or TorchScript file of ``model``, traced on ``example`` with a dynamic batch
     (TorchScript: the sub-network traced, its input normalisation scripted, so that it takes
     uint8 and float images alike; ONNX: float32 images in [0, 1])."""
@@ -69,6 +69,7 @@ def serialise(model: ExportedModel, example: torch.Tensor, fmt: str) -> bytes:
             )
         else:
             warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still asked
+            assert isinstance(model, ExportedModel)  # TorchScript exports single candidates
             mean, std = model.mean.flatten().tolist(), model.std.flatten().tolist()
             net = cast(nn.Module, model.net)
             traced = torch.jit.trace(net, (example - model.mean) / model.std)
@@ -81,7 +82,8 @@ def _metadata(description: dict[str, Any], size: int) -> dict[str, str]:
     data = description.get("dataset") or {}
     channels = description["subnet"].get("in_channels", 3)
     return {
-        "input": "images [N, C, H, W] as float32 in [0, 1] (uint8 images divided by 255); "
+        "input": "images [N, C, H, W] as float32 in [0, 1] (uint8 images divided by 255; a "
+        "float image with any value above 1 is taken as 0..255 and divided by 255 inside); "
         "the model normalises them inside with the training data's mean and std",
         "input_dtype": "float32",
         "input_range": "[0, 1]",

@@ -20,6 +20,7 @@ from bayesnas import __version__, rundir
 from bayesnas.errors import UserError
 from bayesnas.export.candidate import load_exported, read_export
 from bayesnas.export.deploy import serialise, with_metadata
+from bayesnas.export.inputs import for_onnx
 
 MEMBERS = "members.json"
 FORMAT = 1
@@ -105,10 +106,12 @@ def ensemble_onnx(folder: Path, out: Path | None = None) -> Path:
     if not isinstance(size, int) or size < 1:
         raise UserError("the export does not record its input image size")
     example = torch.rand(2, first["subnet"]["in_channels"], size, size)
+    model.members = nn.ModuleList(for_onnx(member) for member in model.members)
     data = with_metadata(
-        serialise(model, example, "onnx"),  # type: ignore[arg-type]  # ONNX takes any module
+        serialise(model, example, "onnx"),
         {
-            "input": "images [N, C, H, W] as float32 in [0, 1]; each member normalises inside",
+            "input": "images [N, C, H, W] as float32 in [0, 1] (a float image with any value "
+            "above 1 is taken as 0..255 and divided by 255); each member normalises inside",
             "output": "log of the weighted mean of the members' class probabilities",
             "members": str(len(model.members)),
             "bayesnas_version": __version__,

@@ -236,3 +236,26 @@ def test_the_real_export_loads_and_its_sizes_pass(real_run):
     with torch.no_grad():
         logits = model(torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8))
     assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_float_images_in_0_255_are_refused_or_rescaled_never_misread(exported):
+    """Issue 24, defect 11: 0..255 floats used to give a quarter of the accuracy silently."""
+    folder, subnet, _ = exported
+    raw = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        expected = subnet(normalize(raw, CIFAR["mean"], CIFAR["std"]))
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            load_exported(folder)(raw.float())
+        scripted = torch.jit.load(str(export_deployable(folder, "torchscript")))
+        with pytest.raises(Exception, match=r"\[0, 1\]"):  # TorchScript re-raises its own type
+            scripted(raw.float())
+        assert (scripted(raw.float() / 255) - expected).abs().max() < 1e-4
+    session = ort.InferenceSession(
+        str(export_deployable(folder, "onnx")), providers=["CPUExecutionProvider"]
+    )
+    mixed = torch.stack((raw[0].float(), raw[1].float() / 255, raw[2].float()))  # per image
+    (logits,) = session.run(None, {"images": mixed.numpy()})
+    assert np.abs(logits - expected.numpy()).max() < 1e-3
+    meta = session.get_modelmeta().custom_metadata_map
+    assert "0..255" in meta["input"]
