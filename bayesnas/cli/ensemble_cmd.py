@@ -49,7 +49,7 @@ from bayesnas.cli.options import POSITIVE_INT, SEED
     "--batch-size", type=POSITIVE_INT, default=256, show_default=True, help="Images per batch."
 )
 @click.option(
-    "--val-size", type=POSITIVE_INT, help="Score on the first this-many validation images."
+    "--val-size", type=POSITIVE_INT, help="Score on the first this-many validation images [all]."
 )
 @click.option(
     "--seed", type=SEED, default=0, show_default=True, help="Seed of the --from posterior draws."

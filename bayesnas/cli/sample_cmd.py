@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bayesnas.cli.options import SEED
+from bayesnas.cli.options import POSITIVE_INT, SEED
 from bayesnas.selection.sample import MAX_DRAWS
 from bayesnas.selection.scorers import SCORERS
 
@@ -24,7 +24,7 @@ from bayesnas.selection.scorers import SCORERS
 )
 @click.option(
     "--top-k",
-    type=int,
+    type=click.IntRange(min=0),
     help="Export the k best as export/rank-K/, replacing an earlier export; 0 keeps it.  "
     "[default: 5, or --n if fewer]",
 )
@@ -38,7 +38,7 @@ from bayesnas.selection.scorers import SCORERS
 )
 @click.option(
     "--drop-rate",
-    type=float,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
     help="Drop rate of --sampler fixed-dropout [the posterior's mean drop rate].",
 )
 @click.option(
@@ -60,19 +60,23 @@ from bayesnas.selection.scorers import SCORERS
 )
 @click.option(
     "--fine-tune-lr",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=0.05,
     show_default=True,
     help="Starting learning rate of --fine-tune-steps (cosine to 0, Nesterov 0.9).",
 )
 @click.option(
     "--batch-size",
-    type=int,
+    type=POSITIVE_INT,
     default=256,
     show_default=True,
     help="Images per batch when scoring candidates and re-estimating BatchNorm.",
 )
-@click.option("--val-size", type=int, help="Score on the first this-many validation images.")
+@click.option(
+    "--val-size",
+    type=POSITIVE_INT,
+    help="Score on the first this-many validation images [all of the run's].",
+)
 @click.option(
     "--seed",
     type=SEED,
@@ -82,14 +86,15 @@ from bayesnas.selection.scorers import SCORERS
 )
 @click.option(
     "--max-params",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     help="Keep only draws whose exported network has at most this many M parameters; others "
-    "are rejected and redrawn (at most 20 x n draws).",
+    "are rejected and redrawn (at most 20 x n draws) [no limit].",
 )
 @click.option(
     "--max-flops",
-    type=float,
-    help="Keep only draws of at most this many MFLOPs per image (rejected ones are redrawn).",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Keep only draws of at most this many MFLOPs per image (rejected ones are redrawn) "
+    "[no limit].",
 )
 @click.option(
     "--score",

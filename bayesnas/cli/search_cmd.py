@@ -28,6 +28,8 @@ from bayesnas.config.search import (
 )
 from bayesnas.errors import UserError
 
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+
 
 @click.command()
 @click.option(
@@ -59,17 +61,23 @@ from bayesnas.errors import UserError
     help="Passes over the search-train split; 0: no SVI, q stays at its start (the prior).",
 )
 @click.option("--batch-size", type=POSITIVE_INT, help="Images per SVI step.")
-@click.option("--lr", type=float, help="Initial learning rate of the weights (cosine to 0).")
-@click.option("--gate-lr", type=float, help="Initial learning rate of the gate logits.")
+@click.option(
+    "--lr", type=POSITIVE_FLOAT, help="Initial learning rate of the weights (cosine to 0)."
+)
+@click.option(
+    "--gate-lr", type=click.FloatRange(min=0), help="Initial learning rate of the gate logits."
+)
 @click.option(
     "--warmup",
-    type=float,
+    type=click.FloatRange(0, 1, max_open=True),
     help="Fraction of steps that train the weights on draws from a frozen q (--warmup-draws).",
 )
 @space_flags
-@click.option("--tau", type=float, help="Concrete temperature when q starts to learn.")
+@click.option("--tau", type=POSITIVE_FLOAT, help="Concrete temperature when q starts to learn.")
 @click.option(
-    "--tau-final", type=float, help="Concrete temperature at the end (linear after the warm-up)."
+    "--tau-final",
+    type=POSITIVE_FLOAT,
+    help="Concrete temperature at the end (linear after the warm-up).",
 )
 @click.option(
     "--warmup-draws",
@@ -80,28 +88,32 @@ from bayesnas.errors import UserError
 )
 @click.option(
     "--aux-skip",
-    type=float,
+    type=click.FloatRange(0, 1),
     help="nb201: weight of an auxiliary skip on every edge when q starts to learn, decayed "
     "linearly to 0 (DARTS-); 0 = off.",
 )
 @click.option(
     "--skip-dropout",
-    type=float,
+    type=click.FloatRange(0, 1, max_open=True),
     help="nb201: dropout rate after every skip op in training at the first step, decayed "
     "linearly to 0 at the last (P-DARTS); scoring and export never drop; 0 = off.",
 )
 @click.option(
     "--prune-below",
-    type=float,
+    type=click.FloatRange(0, 0.2, max_open=True),
     help="After the warm-up, an op whose probability under q is below this at an epoch end is "
     "pruned (never computed again); 0 = off.",
 )
-@click.option("--init-drop", type=float, help="Initial drop probability of Bernoulli groups.")
+@click.option(
+    "--init-drop",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Initial drop probability of Bernoulli groups.",
+)
 @click.option(
     "--prior-l2",
     "--l2",
     "prior_l2",
-    type=float,
+    type=POSITIVE_FLOAT,
     help="Precision l^2 of the Gaussian weight prior (the paper's l2).",
 )
 @click.option("--kl-n", type=POSITIVE_INT, help="N of Eq. 15 (the KL's scale).")
@@ -113,7 +125,7 @@ from bayesnas.errors import UserError
 )
 @click.option(
     "--cost-weight",
-    type=float,
+    type=click.FloatRange(min=0),
     help="LAMBDA of the cost-aware prior, per MFLOP or per M params; the KL is scaled by 1/N, "
     "so it matters at about N x the per-image NLL gain of a cost unit.",
 )
@@ -158,7 +170,11 @@ from bayesnas.errors import UserError
     type=click.Path(path_type=Path),
     help="The folder that holds the data set; it must exist, and is the only one read.",
 )
-@click.option("--val-fraction", type=float, help="Held-out share of the training set.")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Held-out share of the training set.",
+)
 @click.option("--train-size", type=POSITIVE_INT, help="Use at most this many search-train images.")
 @click.option("--val-size", type=POSITIVE_INT, help="Use at most this many validation images.")
 @click.option("--eval-size", type=POSITIVE_INT, help="Validation images scored after each epoch.")
@@ -173,7 +189,7 @@ from bayesnas.errors import UserError
 @click.option("--image-size", type=click.IntRange(min=8), help="ImageNet training crop in pixels.")
 @click.option(
     "--checkpoint-minutes",
-    type=float,
+    type=click.FloatRange(min=0),
     help="Also checkpoint mid-epoch this often (0: after every step).",
 )
 @click.option(
@@ -203,7 +219,12 @@ from bayesnas.errors import UserError
     is_flag=True,
     help="Replace an earlier run in --out: all of it (export/, plots/, samples) is removed.",
 )
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show progress on stderr (a bar on a terminal, a line every 30 s in a log file).",
+)
 def search(**opts) -> None:
     """Estimate the posterior over (architecture, weights) of a super-network by SVI."""
     from bayesnas.config import build_config

@@ -6,9 +6,27 @@ from pathlib import Path
 
 import click
 
-from bayesnas.cli.options import SEED, announce, space_option_table
+from bayesnas.cli.options import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    SEED,
+    announce,
+    space_option_table,
+)
 from bayesnas.config import MAX_EPOCHS
 from bayesnas.errors import Interrupted, UserError
+from bayesnas.train.config import PRESETS
+
+
+def preset_values(key: str, otherwise: object = None) -> str:
+    """What each --preset sets ``key`` to, e.g. '[short: 6, nb201: 200]' (``otherwise``: the
+    value of presets that leave it unset)."""
+    values = [
+        f"{name}: {preset.get(key, otherwise)}"
+        for name, preset in PRESETS.items()
+        if key in preset or otherwise is not None
+    ]
+    return f"[{', '.join(values)}]"
 
 
 @click.command()
@@ -32,25 +50,53 @@ from bayesnas.errors import Interrupted, UserError
     "[short; finetune with --fine-tune]",
 )
 @click.option(
-    "--epochs", type=click.IntRange(1, MAX_EPOCHS), help="Passes over the training split."
+    "--epochs",
+    type=click.IntRange(1, MAX_EPOCHS),
+    help=f"Passes over the training split {preset_values('epochs')}.",
 )
-@click.option("--batch-size", type=int, help="Images per SGD step.")
-@click.option("--lr", type=float, help="Initial learning rate (cosine to 0, per step).")
-@click.option("--weight-decay", type=float, help="SGD weight decay [5e-4].")
-@click.option("--cutout", type=int, help="Cutout square side in pixels, 0 = off [0; darts: 16].")
+@click.option(
+    "--batch-size",
+    type=POSITIVE_INT,
+    help=f"Images per SGD step {preset_values('batch_size')}.",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"Initial learning rate, cosine to 0 per step {preset_values('lr')}.",
+)
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(min=0),
+    help=f"SGD weight decay {preset_values('weight_decay')}.",
+)
+@click.option(
+    "--cutout",
+    type=NON_NEGATIVE_INT,
+    help=f"Cutout square side in pixels, 0 = off {preset_values('cutout', 0)}.",
+)
 @click.option(
     "--drop-path",
-    type=float,
-    help="darts: drop-path probability at the last epoch [0; darts: 0.2].",
+    type=click.FloatRange(0, 1, max_open=True),
+    help=f"darts: drop-path probability at the last epoch {preset_values('drop_path', 0)}.",
 )
 @click.option(
     "--auxiliary-weight",
-    type=float,
-    help="darts: weight of the auxiliary head's loss, 0 = no head [0; darts: 0.4].",
+    type=click.FloatRange(min=0),
+    help="darts: weight of the auxiliary head's loss, 0 = no head "
+    f"{preset_values('auxiliary_weight', 0)}.",
 )
-@click.option("--grad-clip", type=float, help="Clip the gradient norm to this [off; darts: 5].")
+@click.option(
+    "--grad-clip",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"Clip the gradient norm to this {preset_values('grad_clip', 'off')}.",
+)
 @click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist  [the run's]")
-@click.option("--data-root", type=click.Path(path_type=Path), help="Where the data set lies.")
+@click.option(
+    "--data-root",
+    type=click.Path(path_type=Path),
+    help="Where the data set lies [the search run's; else $BAYESNAS_DATA, the cache, "
+    "Debian's path].",
+)
 @click.option(
     "--channels",
     type=click.IntRange(1, space_option_table()["channels"].maximum),
@@ -61,13 +107,20 @@ from bayesnas.errors import Interrupted, UserError
     type=click.IntRange(1, space_option_table()["cells"].maximum),
     help="--arch: nb201: cells N per stage; darts: cells [run's; 5, 20].",
 )
-@click.option("--train-size", type=int, help="Train on the first this-many images only.")
+@click.option(
+    "--train-size", type=POSITIVE_INT, help="Train on the first this-many images only [all]."
+)
 @click.option("--seed", type=SEED, help="Seed of initialisation, data order, augmentation [0].")
 @click.option("--device", help="auto | cpu | cuda | cuda:N  [auto]")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory [runs/train-<name>].")
 @click.option("--resume", type=click.Path(path_type=Path), help="Continue training in this run.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show progress on stderr (a bar on a terminal, a line every 30 s in a log file).",
+)
 def train(**opts) -> None:
     """Train an exported (or given) architecture on the full training split; test it."""
     from bayesnas.train.config import default_run_dir, resolve_config

@@ -19,8 +19,8 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
-from tqdm import tqdm
 
+from bayesnas import progress
 from bayesnas.priors.proxies import Proxy
 from bayesnas.spaces import SuperNet
 
@@ -50,9 +50,7 @@ def removal_evidence(
 
     Runs under its own random state, so the caller's random streams are untouched."""
     total: torch.Tensor | None = None
-    bar = tqdm(
-        total=repeats, desc="zero-cost prior", unit="init", disable=None if show_progress else True
-    )
+    bar = progress.bar(repeats, "zero-cost prior", "init", show_progress)
     with torch.random.fork_rng(devices=[]):
         for repeat in range(repeats):
             torch.manual_seed(seed * 1009 + repeat)

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
-from bayesnas import rundir
+from bayesnas import progress, rundir
 from bayesnas.config import check_seed
 from bayesnas.data import TensorData, dataset_info, load_arrays, resolve_data_root
 from bayesnas.device import resolve_device
@@ -163,7 +162,7 @@ def ensemble(config: EnsembleConfig) -> tuple[Path, dict[str, Any]]:
     archs = [m.arch.to(device) for m in members] + [mode]
     probs: dict[str, list[torch.Tensor]] = {name: [] for name in splits}
     labels: dict[str, torch.Tensor] = {}
-    with tqdm(total=len(archs), unit="net", disable=not config.progress, desc="ensemble") as bar:
+    with progress.bar(len(archs), "ensemble", "net", config.progress) as bar:
         for arch in archs:
             with batchnorm_for(net, arch, config.bn, train_batches, config.bn_steps):
                 for name, batches in splits.items():

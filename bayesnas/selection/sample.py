@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
-from bayesnas import rundir
+from bayesnas import progress, rundir
 from bayesnas.config import check_seed
 from bayesnas.data import first_images, search_data
 from bayesnas.distributed import from_env
@@ -221,11 +220,11 @@ def sample(config: SampleConfig) -> tuple[Path, list[dict[str, Any]]]:
         )
     net = posterior.program.net
     candidates = distinct(net, archs, log_q)
-    with tqdm(
-        total=len(candidates[dist.rank :: dist.world]),
-        unit="cand",
-        disable=not (config.progress and dist.main),
-        desc=f"scoring {config.sampler} candidates",
+    with progress.bar(
+        len(candidates[dist.rank :: dist.world]),
+        f"scoring {config.sampler} candidates",
+        "cand",
+        config.progress and dist.main,
     ) as bar:
         evaluate_shared(
             dist,

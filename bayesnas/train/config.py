@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,10 @@ class TrainConfig:
         if self.epochs > MAX_EPOCHS:
             raise UserError(f"--epochs must be at most {MAX_EPOCHS}, got {self.epochs}")
         check_seed(self.seed)
+        for name in ("lr", "weight_decay", "drop_path", "auxiliary_weight", "grad_clip"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise UserError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if not self.lr > 0:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if self.mode not in MODES:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 
 import torch
-from tqdm import tqdm
 
+from bayesnas import progress
 from bayesnas.priors import fresh_network
 from bayesnas.priors.proxies import get_proxy
 from bayesnas.selection.rank import Candidate
@@ -31,7 +31,7 @@ def zero_cost_scores(context: ScoringContext, candidates: list[Candidate]) -> li
         if len(batches) == config.prior_repeats:
             break
     totals = [0.0] * len(candidates)
-    bar = tqdm(total=len(batches), desc="zero-cost scores", unit="init", disable=None)
+    bar = progress.bar(len(batches), "zero-cost scores", "init")
     with torch.random.fork_rng(devices=[]):
         for repeat, images in enumerate(batches):
             torch.manual_seed(context.seed * 1009 + repeat + SEED_OFFSET)
