@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import pickle
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -231,3 +232,47 @@ def test_a_training_refused_by_the_lock_is_not_called_a_search(run_copy: Path) -
     line = one_line(result, f"is running in {run_copy}", "training", "wait for it")
     assert "another search is running" not in line
     assert not (run_copy / "result.json").exists()
+
+
+# -- undecodable files where they are read: never a traceback, never lost --------------------
+
+
+def test_sample_keeps_an_undecodable_samples_jsonl_line_and_appends(run_copy: Path) -> None:
+    path = run_copy / "samples.jsonl"
+    damaged = path.read_bytes() + b'{"note": "\xff"}\n'
+    path.write_bytes(damaged)
+    result = run_cli("sample", "--run", run_copy, "--n", "2", "--top-k", "0", "--no-progress",
+                     cwd=run_copy.parent)  # fmt: skip
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    after = path.read_bytes()
+    assert after.startswith(damaged) and len(after.splitlines()) > len(damaged.splitlines())
+
+
+def test_train_resume_of_an_undecodable_config_is_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "train-run"
+    run.mkdir()
+    (run / "config.json").write_bytes(b'{"command": "train", "config": "\xff"}')
+    result = run_cli("train", "--resume", run, "--no-progress", cwd=tmp_path)
+    one_line(result, "config.json", "cannot resume")
+
+
+def test_lookup_orders_exports_by_rank_and_skips_an_unreadable_one(run_copy: Path) -> None:
+    from bayesnas.selection.lookup import run_architectures
+
+    export = run_copy / "export"
+    first = json.loads((export / "rank-1" / "architecture.json").read_text())
+    for extra in export.glob("rank-*"):
+        if extra.name != "rank-1":
+            shutil.rmtree(extra)
+    others = [ALL_CONV3, ALL_CONV3.replace("3x3", "1x1"), ALL_CONV3.replace("conv_3x3", "pool")]
+    cells = [c.replace("nor_pool", "avg_pool_3x3") for c in others]
+    cells = [c for c in cells if c != first["architecture"]][:2]
+    for rank, arch in zip((10, 2), cells, strict=True):
+        folder = export / f"rank-{rank}"
+        folder.mkdir()
+        (folder / "architecture.json").write_text(json.dumps({**first, "architecture": arch}))
+    (export / "rank-3").mkdir()
+    (export / "rank-3" / "architecture.json").write_bytes(b"\xff\xfe")
+    sources = [source for _, source, _ in run_architectures(run_copy)]
+    exported = [s for s in sources if s.startswith("rank-")]
+    assert exported == ["rank-1", "rank-2", "rank-10"]

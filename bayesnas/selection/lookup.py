@@ -12,6 +12,7 @@ from __future__ import annotations
 import bz2
 import io
 import json
+import math
 import pickle
 import re
 import warnings
@@ -165,13 +166,13 @@ def run_architectures(run_dir: Path) -> list[tuple[str, str, float | None]]:
         raise UserError(f"lookup covers NAS-Bench-201 cells; {run_dir} searched space {space!r}")
     rows = rundir.read_jsonl(run_dir / rundir.SAMPLES, rundir.note)
     best: dict[Any, dict[str, Any]] = {}  # each architecture's best row in samples.jsonl
-    for row in sorted(rows, key=lambda r: -r.get("val_acc", 0.0)):
+    for row in sorted(rows, key=lambda r: -_number(r.get("val_acc"))):
         best.setdefault(row.get("architecture"), row)
     seen: dict[str, tuple[str, str, float | None]] = {}
-    for folder in sorted((run_dir / "export").glob("rank-*/architecture.json")):
-        arch = json.loads(folder.read_text()).get("architecture")
+    for file in sorted((run_dir / "export").glob("rank-*/architecture.json"), key=_rank):
+        arch = _exported_architecture(file)
         if isinstance(arch, str):  # an export is a sampled row: ours is that row's accuracy
-            seen.setdefault(arch, (arch, folder.parent.name, best.get(arch, {}).get("val_acc")))
+            seen.setdefault(arch, (arch, file.parent.name, best.get(arch, {}).get("val_acc")))
     for arch, row in best.items():
         if isinstance(arch, str) and arch not in seen:
             seen[arch] = (arch, f"sampled ({row.get('sampler')})", row.get("val_acc"))
@@ -180,6 +181,29 @@ def run_architectures(run_dir: Path) -> list[tuple[str, str, float | None]]:
             f"{run_dir} has no sampled or exported architectures: run `bayesnas sample` first"
         )
     return list(seen.values())
+
+
+def _number(value: Any) -> float:
+    """A row's accuracy for sorting; a damaged one (missing, not a number) sorts last."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return -math.inf
+
+
+def _rank(file: Path) -> tuple[int, str]:
+    """export/rank-K/architecture.json in the order of K (rank-2 before rank-10)."""
+    suffix = file.parent.name.removeprefix("rank-")
+    return (int(suffix) if suffix.isdigit() else 1 << 62, suffix)
+
+
+def _exported_architecture(file: Path) -> Any:
+    """The architecture an export names; None (with a note) when its file is unreadable."""
+    try:
+        record = json.loads(file.read_text())
+        return record.get("architecture") if isinstance(record, dict) else None
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+        rundir.note(f"skipping {file}: not readable JSON ({type(exc).__name__})")
+        return None
 
 
 def _searched_space(run_dir: Path) -> Any:

@@ -160,9 +160,9 @@ def _append_rows(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """Add rows to samples.jsonl atomically: earlier rows are kept, a crash loses nothing."""
     path = run_dir / SAMPLES
     rundir.repair_tail(path)  # a torn last line would otherwise end up mid-file
-    earlier = path.read_text() if path.is_file() else ""
-    text = earlier + "".join(json.dumps(r) + "\n" for r in rows)
-    rundir.atomic_write_bytes(path, lambda f: f.write(text.encode()))
+    earlier = path.read_bytes() if path.is_file() else b""  # kept as it is, even undecodable
+    data = earlier + "".join(json.dumps(r) + "\n" for r in rows).encode()
+    rundir.atomic_write_bytes(path, lambda f: f.write(data))
 
 
 def _export_top(

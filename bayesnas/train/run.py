@@ -24,7 +24,7 @@ def _resumed(run_dir: Path, progress: bool, device: str | None) -> Trainer:
         if isinstance(saved, dict) and saved.get("command") != "train":
             raise UserError(f"{run_dir} is a search run: resume it with `bayesnas search --resume`")
         config = TrainConfig.from_json(saved["config"])
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):  # ValueError: not JSON, or not UTF-8
         raise UserError(f"{run_dir / rundir.CONFIG} is corrupt; cannot resume") from None
     if (run_dir / RESULT).is_file():
         raise UserError(f"{run_dir} is finished ({RESULT} exists); nothing to resume")
