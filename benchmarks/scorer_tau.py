@@ -3,8 +3,9 @@
     python benchmarks/scorer_tau.py --run RUN --n 60 --sampler uniform --results FILE
 
 Draws n architectures from the run (``--sampler posterior`` or ``uniform``), evaluates the
-distinct ones once with their inherited weights (and once more with BatchNorm recalibrated),
-applies every scorer of ``sample --score`` to the same candidates and prints, per scorer, tau-b
+distinct ones once with their inherited weights (once more with BatchNorm recalibrated, and once
+after ``--fine-tune-steps`` SGD steps each), applies every scorer of ``sample --score`` to the
+same candidates and prints, per scorer, tau-b
 of its score against the table's CIFAR-10 validation accuracy, and the table accuracy of the
 cell it ranks first. Measurement only: the package never reads the table.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from bayesnas.selection.finetune import FineTune
 from bayesnas.selection.posterior import draw_architectures, load_posterior
 from bayesnas.selection.rank import distinct, evaluate_candidates
 from bayesnas.selection.sample import SampleConfig, _data
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", type=Path, default=DEFAULT_TABLE)
     parser.add_argument("--results", type=Path, help="append one JSON line here")
+    parser.add_argument("--fine-tune-steps", type=int, default=20, help="0: no fine-tuned row")
     args = parser.parse_args()
     table = load_table(args.table)
     device = torch.device("cpu")
@@ -47,13 +50,20 @@ def main() -> None:
     truth = [table.accuracy[net.describe(c.arch)] for c in candidates]
     context = ScoringContext(posterior, val_batches, train_split, device, args.seed)
     row: dict = {"run": str(args.run), "sampler": args.sampler, "distinct": len(candidates)}
-    for bn in ("stats", "recalibrate"):
-        evaluate_candidates(net, candidates, val_batches, bn=bn, train_batches=train_batches)
+    tuned = f"fine-tuned {args.fine_tune_steps} steps"
+    for weights in ("stats", "recalibrate", tuned)[: 3 if args.fine_tune_steps else 2]:
+        bn = "recalibrate" if weights == "recalibrate" else "stats"
+        tune = FineTune(args.fine_tune_steps) if weights == tuned else None
+        evaluate_candidates(
+            net, candidates, val_batches, bn=bn, train_batches=train_batches, fine_tune=tune
+        )
         for name, scorer in SCORERS.items():
-            if bn == "recalibrate" and name not in ("inherited", "combined"):
+            if weights != "stats" and name not in ("inherited", "combined"):
                 continue
             scorer().score(context, candidates)
-            label = name if bn == "stats" else f"{name} (BN recalibrated)"
+            label = {"stats": name, "recalibrate": f"{name} (BN recalibrated)"}.get(
+                weights, f"{name} ({tuned})"
+            )
             tau = kendall_tau_b([c.metrics["score"] for c in candidates], truth)
             best = min(range(len(candidates)), key=lambda i: ranking_key(candidates[i]))
             row[label] = {"tau_b": tau, "top1_acc": truth[best]}

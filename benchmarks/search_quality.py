@@ -236,7 +236,9 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"need two equally long 1-d sequences, got {a.shape} and {b.shape}")
     i, j = np.triu_indices(len(a), k=1)
-    dx, dy = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    # comparisons, not differences: -inf scores (a proxy of a network without signal) tie
+    dx = (a[i] > a[j]).astype(np.int8) - (a[i] < a[j]).astype(np.int8)
+    dy = (b[i] > b[j]).astype(np.int8) - (b[i] < b[j]).astype(np.int8)
     pairs = len(i)
     untied_x, untied_y = pairs - np.count_nonzero(dx == 0), pairs - np.count_nonzero(dy == 0)
     if untied_x == 0 or untied_y == 0:

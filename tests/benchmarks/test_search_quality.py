@@ -93,6 +93,12 @@ def test_tau_b_of_a_hand_computed_example_with_ties() -> None:
     assert sq.kendall_tau_b([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
 
 
+def test_tau_b_counts_minus_infinity_as_the_lowest_score() -> None:
+    inf = float("-inf")  # NASWOT of a cell that passes no signal
+    assert sq.kendall_tau_b([inf, 1, 2], [1, 2, 3]) == pytest.approx(1.0)
+    assert sq.kendall_tau_b([inf, inf, 2], [1, 1, 3]) == pytest.approx(1.0)  # a tie, not NaN
+
+
 def test_tau_b_is_none_when_a_side_is_all_tied() -> None:
     assert sq.kendall_tau_b([1, 1, 1], [1, 2, 3]) is None
     assert sq.kendall_tau_b([1], [2]) is None

@@ -43,8 +43,12 @@ def ranking_key(candidate: Candidate) -> tuple[float, float]:
 
 
 def z_scores(values: list[float]) -> list[float]:
-    """Values standardised over the candidates (all 0 when they do not vary)."""
+    """Values standardised over the candidates (all 0 when they do not vary); a -inf value (a
+    proxy of a network that passes no signal) counts as one below the lowest finite one."""
     tensor = torch.tensor(values, dtype=torch.float64)
+    finite = tensor.isfinite()
+    if finite.any() and not finite.all():
+        tensor = torch.where(finite, tensor, tensor[finite].min() - 1.0)
     spread = tensor.std(unbiased=False)
     if len(values) < 2 or not spread > 0:
         return [0.0] * len(values)
