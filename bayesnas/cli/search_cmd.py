@@ -151,6 +151,12 @@ POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 )
 @click.option("--prior-batch", type=POSITIVE_INT, help="Images per proxy evaluation.")
 @click.option(
+    "--prior-cells",
+    type=click.IntRange(1, space_option_table()["cells"].maximum),
+    help="Cells of the fresh networks the evidence is read on (nb201: per stage; darts: in "
+    "all), e.g. the depth the found cell will be trained at [the search's --cells].",
+)
+@click.option(
     "--likelihood-temperature",
     type=click.FloatRange(1, MAX_TEMPERATURE),
     help="T of the tempered likelihood: q(arch) ~ p(arch) p(data | arch)^(1/T), i.e. the "

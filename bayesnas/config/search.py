@@ -93,6 +93,7 @@ class SearchConfig:
     prior_proxy: str = "naswot"  # the training-free proxy of the zero-cost prior
     prior_repeats: int = 8  # initialisations (each with its own batch and edge order)
     prior_batch: int = 128  # images per proxy evaluation
+    prior_cells: int | None = None  # cells of the evidence's networks (None: the search's)
     likelihood_temperature: float = 1.0  # q(arch) ~ p(arch) p(D | arch)^(1/T); 1: Eq. 15
     gate_data: str = "train"  # q's steps on the weights' batches (Eq. 15) or on held-out ones
 
@@ -195,6 +196,11 @@ class SearchConfig:
                 f"--prior-strength must lie in [0, {MAX_PRIOR_STRENGTH:g}], "
                 f"got {self.prior_strength}"
             )
+        if self.prior_cells is not None:
+            try:
+                check_space_options(self.space, {"cells": self.prior_cells})
+            except UserError as exc:
+                raise UserError(f"--prior-cells {self.prior_cells}: {exc}") from None
         if self.prior_proxy not in PRIOR_PROXIES:
             raise UserError(
                 f"--prior-proxy must be one of {', '.join(PRIOR_PROXIES)}, got {self.prior_proxy!r}"

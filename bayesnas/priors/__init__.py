@@ -25,11 +25,13 @@ __all__ = ["PROXIES", "arch_prior_logits", "fresh_network", "zero_cost_evidence"
 def fresh_network(
     config: SearchConfig, num_classes: int, channels: int, device: torch.device
 ) -> SuperNet:
-    """A newly initialised super-network of the search's space, in eval mode as the proxies'
-    reference code scores it (the caller seeds the initialisation)."""
-    net = create_space(
-        config.space, num_classes=num_classes, in_channels=channels, **config.space_options
-    )
+    """A newly initialised super-network of the search's space (with ``--prior-cells``, that
+    many cells), in eval mode as the proxies' reference code scores it (the caller seeds the
+    initialisation)."""
+    options = dict(config.space_options)
+    if config.prior_cells is not None:
+        options["cells"] = config.prior_cells
+    net = create_space(config.space, num_classes=num_classes, in_channels=channels, **options)
     return net.to(device).eval()
 
 

@@ -163,6 +163,8 @@ def test_prior_only_search_keeps_q_at_the_prior(cifar_root, tmp_path):
         (["--prior-strength", "nan"], "prior-strength"),
         (["--likelihood-temperature", "0.5"], "--likelihood-temperature"),
         (["--space", "resnet", "--arch-prior", "zero-cost"], "arch-prior"),
+        (["--space", "resnet", "--prior-cells", "5"], "--prior-cells"),
+        (["--prior-cells", "0"], "--prior-cells"),
     ],
 )
 def test_bad_prior_options_are_one_line_exit_2(tmp_path, args, needle):
@@ -183,3 +185,13 @@ def test_zero_cost_evidence_refuses_a_batch_larger_than_the_split(cifar_root):
     train, _, info, _ = search_data(config, torch.device("cpu"))
     with pytest.raises(UserError, match="--prior-batch"):
         zero_cost_evidence(config, train, info, torch.device("cpu"), False)
+
+
+def test_prior_cells_sets_the_depth_of_the_evidence_networks_only():
+    from bayesnas.priors import fresh_network
+
+    config = SearchConfig(space_options={"channels": 4, "cells": 1}, prior_cells=3).validated()
+    deep = fresh_network(config, 10, 3, torch.device("cpu"))
+    searched = build_program(config, 10, 3, num_data=100).net
+    assert deep.config["cells"] == 3 and searched.config["cells"] == 1
+    assert deep.layout == searched.layout  # the same gates: the evidence fits the search's q
