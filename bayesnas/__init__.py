@@ -9,10 +9,11 @@ figures and summary (``bayesnas.report``). docs/architecture.md has the map.
 
 from typing import TYPE_CHECKING, Any
 
+from bayesnas.version import __version__
+
 if TYPE_CHECKING:
     from bayesnas.export import load_exported
 
-__version__ = "0.1.0"
 __all__ = ["__version__", "load_exported"]
 
 

@@ -1,9 +1,12 @@
-"""The package's layout rules: small modules with a docstring, and imports that follow the flow
-data -> spaces -> program -> search -> selection -> export -> report (docs/architecture.md)."""
+"""The package's layout rules: small modules with a docstring, imports that follow the flow
+data -> spaces -> program -> search -> selection -> export -> report (docs/architecture.md), no
+import of the CLI below it, and no circle between two folders. A planted wrong-way import of
+each kind, in a temporary copy of the package, must make the checks fail."""
 
 from __future__ import annotations
 
 import ast
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,8 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 # stage -> stages it must never import (a later stage, or one it has no business with)
 NEVER = {
     "data": (
+        "config",
+        "train",
         "spaces",
         "priors",
         "program",
@@ -53,25 +58,65 @@ NEVER = {
 }
 
 
-def stage(module: Path) -> str:
+STAGES_BELOW_CLI = "cli"  # the command line is the top: nothing under bayesnas/ imports it ...
+ENTRY_POINTS = ("cli", "__main__")  # ... but the CLI itself and ``python -m bayesnas``
+TOP = "__init__"  # the package's own top level (``from bayesnas import __version__``)
+
+
+def stage(module: Path, package: Path = PACKAGE) -> str:
     """The first name under bayesnas/ (a folder or a module without .py)."""
-    return module.relative_to(PACKAGE).parts[0].removesuffix(".py")
+    return module.relative_to(package).parts[0].removesuffix(".py")
 
 
-def imported_stages(module: Path) -> set[str]:
-    """The bayesnas stages ``module`` imports, at any depth (lazy imports count too)."""
-    found = set()
+def _stage_of(dotted: str, package: Path) -> str | None:
+    """The stage an absolute dotted name under ``bayesnas`` belongs to (None: not ours)."""
+    parts = dotted.split(".")
+    if parts[0] != "bayesnas":
+        return None
+    if len(parts) == 1:
+        return TOP
+    name = parts[1]
+    return name if (package / name).is_dir() or (package / f"{name}.py").is_file() else TOP
+
+
+def imported_stages(module: Path, package: Path = PACKAGE) -> set[str]:
+    """The bayesnas stages ``module`` imports, at any depth (lazy ones too): ``import
+    bayesnas.x``, ``from bayesnas.x import y``, ``from bayesnas import x`` and relative forms."""
+    found: set[str] = set()
+    # the package a relative import starts from: the module's own (``__init__`` or not)
+    here = ["bayesnas", *module.relative_to(package).with_suffix("").parts][:-1]
     for node in ast.walk(ast.parse(module.read_text())):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "bayesnas" and len(parts) > 1:
-                found.add(parts[1])
+        if isinstance(node, ast.Import):
+            found |= {s for a in node.names if (s := _stage_of(a.name, package))}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = here[: len(here) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                # ``from bayesnas import search``: the name itself may be the stage
+                target = f"{base}.{alias.name}" if base == "bayesnas" else base
+                if (s := _stage_of(target, package)) is not None:
+                    found.add(s)
     return found
+
+
+def violations(package: Path = PACKAGE) -> list[str]:
+    """Every wrong-way import and every circle between two stages under ``package``."""
+    problems, edges = [], set()
+    for module in sorted(package.rglob("*.py")):
+        own = stage(module, package)
+        imported = imported_stages(module, package) - {own}
+        forbidden = set(NEVER.get(own, ())) & imported
+        if own not in ENTRY_POINTS and STAGES_BELOW_CLI in imported:
+            forbidden.add(STAGES_BELOW_CLI)
+        if forbidden:
+            problems.append(f"{module.relative_to(package)} imports {sorted(forbidden)}")
+        edges |= {(own, other) for other in imported}
+    for a, b in sorted(edges):
+        if a < b and (b, a) in edges:
+            problems.append(f"{a} and {b} import each other")
+    return problems
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -82,7 +127,31 @@ def test_module_is_small_and_says_what_it_is(module: Path) -> None:
         assert ast.get_docstring(ast.parse(module.read_text())), f"{module} has no docstring"
 
 
-@pytest.mark.parametrize("module", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_imports_follow_the_flow(module: Path) -> None:
-    forbidden = set(NEVER.get(stage(module), ())) & imported_stages(module)
-    assert not forbidden, f"{module.relative_to(PACKAGE)} imports {sorted(forbidden)}"
+def test_imports_follow_the_flow_without_circles() -> None:
+    assert violations() == []
+
+
+PLANTS = {  # issue 25: each of these once went unnoticed
+    "from-bayesnas-import": {"data/batches.py": "from bayesnas import search\n"},
+    "relative": {"data/batches.py": "from ..selection import rank\n"},
+    "cli-below-the-cli": {"report/page.py": "import bayesnas.cli\n"},
+    "data-to-train": {"data/batches.py": "from bayesnas.train import config\n"},
+    "circle": {
+        "progress.py": "import bayesnas.errors\n",
+        "errors.py": "import bayesnas.progress\n",
+    },
+}
+
+
+@pytest.mark.parametrize("plant", list(PLANTS))
+def test_a_planted_wrong_way_import_is_caught(plant: str, tmp_path: Path) -> None:
+    copy = Path(
+        shutil.copytree(
+            PACKAGE, tmp_path / "bayesnas", ignore=shutil.ignore_patterns("__pycache__")
+        )
+    )
+    assert violations(copy) == []
+    for relative, line in PLANTS[plant].items():
+        with open(copy / relative, "a") as handle:
+            handle.write(line)
+    assert violations(copy), f"{plant} was not caught"

@@ -17,13 +17,9 @@ from bayesnas.cli.options import (
     space_names,
     space_option_table,
 )
+from bayesnas.cli.prior_options import prior_flags
 from bayesnas.config.search import (
-    ARCH_PRIORS,
-    GATE_DATA,
     MAX_EPOCHS,
-    MAX_PRIOR_STRENGTH,
-    MAX_TEMPERATURE,
-    PRIOR_PROXIES,
     WARMUP_DRAWS,
 )
 from bayesnas.errors import UserError
@@ -129,46 +125,7 @@ POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
     help="LAMBDA of the cost-aware prior, per MFLOP or per M params; the KL is scaled by 1/N, "
     "so it matters at about N x the per-image NLL gain of a cost unit.",
 )
-@click.option(
-    "--arch-prior",
-    type=click.Choice(ARCH_PRIORS),
-    help="Prior over architectures: uniform (the paper's), or zero-cost: per-(edge, op) "
-    "evidence from training-free removal scores on fresh super-networks (seconds), which q "
-    "also starts from (nb201, darts: ops and each node's two inputs).",
-)
-@click.option(
-    "--prior-strength",
-    type=click.FloatRange(0, MAX_PRIOR_STRENGTH),
-    help="Zero-cost prior logits = this x each edge's z-scored evidence; 0 = flat.",
-)
-@click.option(
-    "--prior-proxy", type=click.Choice(PRIOR_PROXIES), help="Training-free proxy of the prior."
-)
-@click.option(
-    "--prior-repeats",
-    type=POSITIVE_INT,
-    help="Fresh initialisations the zero-cost evidence is averaged over (own batch and order).",
-)
-@click.option("--prior-batch", type=POSITIVE_INT, help="Images per proxy evaluation.")
-@click.option(
-    "--prior-cells",
-    type=click.IntRange(1, space_option_table()["cells"].maximum),
-    help="Cells of the fresh networks the evidence is read on (nb201: per stage; darts: in "
-    "all), e.g. the depth the found cell will be trained at [the search's --cells].",
-)
-@click.option(
-    "--likelihood-temperature",
-    type=click.FloatRange(1, MAX_TEMPERATURE),
-    help="T of the tempered likelihood: q(arch) ~ p(arch) p(data | arch)^(1/T), i.e. the "
-    "architecture KL weighted T/N instead of 1/N; 1 = Eq. 15.",
-)
-@click.option(
-    "--gate-data",
-    type=click.Choice(GATE_DATA),
-    help="Images q's steps see: train (the weights' batches, Eq. 15) or held-out (validation "
-    "images beyond --val-size, which neither the weights nor the ranking see; DARTS-style "
-    "alternation after the warm-up).",
-)
+@prior_flags
 @click.option("--seed", type=SEED, help="Seed of initialisation, data order and gate noise.")
 @click.option("--device", help="auto | cpu | cuda | cuda:N.")
 @click.option(

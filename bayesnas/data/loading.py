@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 
@@ -15,10 +15,33 @@ from bayesnas.data.folders import FolderData, folder_info, imagenet_folder, scan
 from bayesnas.data.sources import DatasetInfo, dataset_info, load_arrays, resolve_data_root
 from bayesnas.errors import UserError
 
-if TYPE_CHECKING:
-    from bayesnas.config import SearchConfig
-
 Data = TensorData | FolderData
+
+
+class SplitSettings(Protocol):
+    """What the search's data needs of its configuration (a ``SearchConfig`` has it), declared
+    here so that data never imports config."""
+
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def data_root(self) -> str | None: ...
+    @property
+    def val_fraction(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def train_size(self) -> int | None: ...
+    @property
+    def val_size(self) -> int | None: ...
+    @property
+    def augmentation(self) -> dict[str, Any] | None: ...
+    @property
+    def workers(self) -> int | None: ...
+    @property
+    def image_size(self) -> int | None: ...
+    @property
+    def gate_data(self) -> str: ...
 
 
 class SearchParts(NamedTuple):
@@ -96,7 +119,7 @@ def _held_out(count: int, val_fraction: float, seed: int, val_size: int | None) 
     return rest
 
 
-def search_data(config: SearchConfig, device: torch.device) -> SearchParts:
+def search_data(config: SplitSettings, device: torch.device) -> SearchParts:
     """The (search-train, validation, info[, held-out]) parts a configuration searches on."""
     return build_search_data(
         config.dataset,

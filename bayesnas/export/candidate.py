@@ -22,12 +22,13 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from bayesnas import __version__, rundir
+from bayesnas import rundir
 from bayesnas.data import DATASETS, dataset_info
 from bayesnas.errors import UserError
 from bayesnas.export.inputs import ExportedModel
 from bayesnas.spaces.base import SuperNet
 from bayesnas.spaces.subnet import build_subnet, subnet_from_spec, subnet_spec
+from bayesnas.version import __version__
 
 FORMAT = 1
 INPUT = (

@@ -12,7 +12,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from bayesnas import __version__, rundir
+from bayesnas import rundir
 from bayesnas.errors import UserError
 from bayesnas.export.candidate import (
     export_folder,
@@ -21,6 +21,7 @@ from bayesnas.export.candidate import (
     recorded_image_size,
 )
 from bayesnas.export.inputs import ExportedModel, for_onnx
+from bayesnas.version import __version__
 
 DEPLOY_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
 ONNX_OPSET = 17

@@ -16,11 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from bayesnas import __version__, rundir
+from bayesnas import rundir
 from bayesnas.errors import UserError
 from bayesnas.export.candidate import load_exported, read_export
 from bayesnas.export.deploy import serialise, with_metadata
 from bayesnas.export.inputs import for_onnx
+from bayesnas.version import __version__
 
 MEMBERS = "members.json"
 FORMAT = 1

@@ -93,7 +93,7 @@ _TEMPORARY = re.compile(r"\.(.+)\.\w+\.tmp")  # atomic_write_bytes's .NAME.XXXXX
 
 def versions(device: torch.device) -> dict[str, str]:
     """Versions and device recorded with every run, for provenance."""
-    from bayesnas import __version__
+    from bayesnas.version import __version__
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     return {
