@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
-from bayesnas.cli.options import POSITIVE_INT, SEED
+from bayesnas.cli.options import PATH, POSITIVE_INT, SEED
+from bayesnas.config.search import MAX_BATCH
+from bayesnas.selection.ensemble import MAX_MEMBERS
 
 
 @click.command()
-@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+@click.option("--run", type=PATH, help="Run directory [newest under ./runs].")
 @click.option(
-    "--members", type=POSITIVE_INT, default=5, show_default=True, help="K, the ensemble's size."
+    "--members",
+    type=click.IntRange(1, MAX_MEMBERS),
+    default=5,
+    show_default=True,
+    help="K, the ensemble's size.",
 )
 @click.option(
     "--from",
@@ -46,7 +51,11 @@ from bayesnas.cli.options import POSITIVE_INT, SEED
     help="Also score the test split (read only here and by `train`; never by a search).",
 )
 @click.option(
-    "--batch-size", type=POSITIVE_INT, default=256, show_default=True, help="Images per batch."
+    "--batch-size",
+    type=click.IntRange(1, MAX_BATCH),
+    default=256,
+    show_default=True,
+    help="Images per batch.",
 )
 @click.option(
     "--val-size", type=POSITIVE_INT, help="Score on the first this-many validation images [all]."

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
+from bayesnas.cli.options import PATH
 from bayesnas.errors import UserError
 
 
 @click.command()
-@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+@click.option("--run", type=PATH, help="Run directory [newest under ./runs].")
 @click.option(
     "--rank",
     type=click.IntRange(min=1),
@@ -21,7 +22,7 @@ from bayesnas.errors import UserError
 @click.option(
     "--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True
 )
-@click.option("--out", type=click.Path(path_type=Path), help="Output file [in export/rank-K/].")
+@click.option("--out", type=PATH, help="Output file [in export/rank-K/].")
 @click.option(
     "--ensemble",
     is_flag=True,

@@ -7,13 +7,15 @@ from typing import Any
 
 import click
 
+from bayesnas.cli.options import PATH
+
 
 @click.command()
-@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+@click.option("--run", type=PATH, help="Run directory [newest under ./runs].")
 @click.option("--arch", help="One NAS-Bench-201 string instead of a run's architectures.")
 @click.option(
     "--benchmark",
-    type=click.Path(path_type=Path),
+    type=PATH,
     required=True,
     help="NAS-Bench-201 .pth or NATS-Bench topology .pickle.pbz2 file you downloaded.",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,6 +12,19 @@ import click
 POSITIVE_INT = click.IntRange(min=1)
 NON_NEGATIVE_INT = click.IntRange(min=0)
 SEED = click.IntRange(0, 2**32 - 1)  # NumPy's seeds are 32-bit
+
+
+class NonEmptyPath(click.Path):
+    """A path option that refuses the empty string (an unset shell variable, most often),
+    which would otherwise mean the current directory."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty: pass a path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+PATH = NonEmptyPath(path_type=Path)
 
 
 def space_names() -> list[str]:

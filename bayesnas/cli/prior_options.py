@@ -8,10 +8,12 @@ from typing import Any
 
 import click
 
-from bayesnas.cli.options import POSITIVE_INT, space_option_table
+from bayesnas.cli.options import space_option_table
 from bayesnas.config.search import (
     ARCH_PRIORS,
     GATE_DATA,
+    MAX_BATCH,
+    MAX_PRIOR_REPEATS,
     MAX_PRIOR_STRENGTH,
     MAX_TEMPERATURE,
     PRIOR_PROXIES,
@@ -35,10 +37,12 @@ PRIOR_OPTIONS = [
     ),
     click.option(
         "--prior-repeats",
-        type=POSITIVE_INT,
+        type=click.IntRange(1, MAX_PRIOR_REPEATS),
         help="Fresh initialisations the zero-cost evidence is averaged over (own batch and order).",
     ),
-    click.option("--prior-batch", type=POSITIVE_INT, help="Images per proxy evaluation."),
+    click.option(
+        "--prior-batch", type=click.IntRange(1, MAX_BATCH), help="Images per proxy evaluation."
+    ),
     click.option(
         "--prior-cells",
         type=click.IntRange(1, space_option_table()["cells"].maximum),

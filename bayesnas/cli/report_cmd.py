@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from bayesnas.cli.options import PATH
+
 
 @click.command()
-@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
-@click.option("--out", type=click.Path(path_type=Path), help="Output folder [RUN/plots].")
+@click.option("--run", type=PATH, help="Run directory [newest under ./runs].")
+@click.option("--out", type=PATH, help="Output folder [RUN/plots].")
 @click.option(
     "--format", "fmt", type=click.Choice(["png", "svg", "pdf"]), default="png", show_default=True
 )
@@ -24,7 +26,7 @@ def plot(run: Path | None, out: Path | None, fmt: str) -> None:
 
 
 @click.command()
-@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+@click.option("--run", type=PATH, help="Run directory [newest under ./runs].")
 def summary(run: Path | None) -> None:
     """Print a run's summary table: data, space, epochs, ELBO, best candidate."""
     from bayesnas.report import summary_text

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import click
 
-from bayesnas.cli.options import POSITIVE_INT, SEED
-from bayesnas.selection.sample import MAX_DRAWS
+from bayesnas.cli.options import PATH, POSITIVE_INT, SEED
+from bayesnas.config.search import MAX_BATCH, MAX_RATE
+from bayesnas.selection.sample import MAX_DRAWS, MAX_FINE_TUNE_STEPS
 from bayesnas.selection.scorers import SCORERS
 
 
 @click.command()
-@click.option("--run", type=click.Path(path_type=Path), help="Run directory [newest under ./runs].")
+@click.option("--run", type=PATH, help="Run directory [newest under ./runs].")
 @click.option(
     "--n",
     "n",
@@ -51,7 +51,7 @@ from bayesnas.selection.scorers import SCORERS
 )
 @click.option(
     "--fine-tune-steps",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_FINE_TUNE_STEPS),
     default=0,
     show_default=True,
     help="Score each candidate after this many SGD steps of its sub-network from the inherited "
@@ -60,14 +60,14 @@ from bayesnas.selection.scorers import SCORERS
 )
 @click.option(
     "--fine-tune-lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(0, MAX_RATE, min_open=True),
     default=0.05,
     show_default=True,
     help="Starting learning rate of --fine-tune-steps (cosine to 0, Nesterov 0.9).",
 )
 @click.option(
     "--batch-size",
-    type=POSITIVE_INT,
+    type=click.IntRange(1, MAX_BATCH),
     default=256,
     show_default=True,
     help="Images per batch when scoring candidates and re-estimating BatchNorm.",

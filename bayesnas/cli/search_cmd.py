@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import click
 
 from bayesnas.cli.options import (
     NON_NEGATIVE_INT,
+    PATH,
     POSITIVE_INT,
     SEED,
     announce,
@@ -19,12 +19,27 @@ from bayesnas.cli.options import (
 )
 from bayesnas.cli.prior_options import prior_flags
 from bayesnas.config.search import (
+    MAX_BATCH,
+    MAX_COST_WEIGHT,
     MAX_EPOCHS,
+    MAX_KL_N,
+    MAX_PRIOR_L2,
+    MAX_RATE,
+    MAX_TAU,
+    MAX_WORKERS,
     WARMUP_DRAWS,
 )
 from bayesnas.errors import UserError
 
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+
+def rate() -> click.FloatRange:
+    """A learning rate: above 0, at most MAX_RATE."""
+    return click.FloatRange(0, MAX_RATE, min_open=True)
+
+
+def temperature() -> click.FloatRange:
+    """A Concrete temperature: above 0, at most MAX_TAU."""
+    return click.FloatRange(0, MAX_TAU, min_open=True)
 
 
 @click.command()
@@ -56,12 +71,12 @@ POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
     type=click.IntRange(0, MAX_EPOCHS),
     help="Passes over the search-train split; 0: no SVI, q stays at its start (the prior).",
 )
-@click.option("--batch-size", type=POSITIVE_INT, help="Images per SVI step.")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), help="Images per SVI step.")
+@click.option("--lr", type=rate(), help="Initial learning rate of the weights (cosine to 0).")
 @click.option(
-    "--lr", type=POSITIVE_FLOAT, help="Initial learning rate of the weights (cosine to 0)."
-)
-@click.option(
-    "--gate-lr", type=click.FloatRange(min=0), help="Initial learning rate of the gate logits."
+    "--gate-lr",
+    type=click.FloatRange(0, MAX_RATE),
+    help="Initial learning rate of the gate logits.",
 )
 @click.option(
     "--warmup",
@@ -69,10 +84,10 @@ POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
     help="Fraction of steps that train the weights on draws from a frozen q (--warmup-draws).",
 )
 @space_flags
-@click.option("--tau", type=POSITIVE_FLOAT, help="Concrete temperature when q starts to learn.")
+@click.option("--tau", type=temperature(), help="Concrete temperature when q starts to learn.")
 @click.option(
     "--tau-final",
-    type=POSITIVE_FLOAT,
+    type=temperature(),
     help="Concrete temperature at the end (linear after the warm-up).",
 )
 @click.option(
@@ -109,10 +124,10 @@ POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
     "--prior-l2",
     "--l2",
     "prior_l2",
-    type=POSITIVE_FLOAT,
+    type=click.FloatRange(0, MAX_PRIOR_L2, min_open=True),
     help="Precision l^2 of the Gaussian weight prior (the paper's l2).",
 )
-@click.option("--kl-n", type=POSITIVE_INT, help="N of Eq. 15 (the KL's scale).")
+@click.option("--kl-n", type=click.IntRange(1, MAX_KL_N), help="N of Eq. 15 (the KL's scale).")
 @click.option(
     "--cost",
     type=click.Choice(["flops", "params"]),
@@ -121,7 +136,7 @@ POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "--cost-weight",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(0, MAX_COST_WEIGHT),
     help="LAMBDA of the cost-aware prior, per MFLOP or per M params; the KL is scaled by 1/N, "
     "so it matters at about N x the per-image NLL gain of a cost unit.",
 )
@@ -130,7 +145,7 @@ POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 @click.option("--device", help="auto | cpu | cuda | cuda:N.")
 @click.option(
     "--data-root",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="The folder that holds the data set; it must exist, and is the only one read.",
 )
 @click.option(
@@ -148,7 +163,9 @@ POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 @click.option(
     "--cutout", type=NON_NEGATIVE_INT, help="Cutout square side, 0 = off, at most the image."
 )
-@click.option("--workers", type=NON_NEGATIVE_INT, help="Data-loading workers (ImageNet).")
+@click.option(
+    "--workers", type=click.IntRange(0, MAX_WORKERS), help="Data-loading workers (ImageNet)."
+)
 @click.option("--image-size", type=click.IntRange(min=8), help="ImageNet training crop in pixels.")
 @click.option(
     "--checkpoint-minutes",
@@ -171,12 +188,10 @@ POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Run directory [runs/<dataset>-<space>-<timestamp>].",
 )
-@click.option(
-    "--resume", type=click.Path(path_type=Path), help="Continue the run in this directory."
-)
+@click.option("--resume", type=PATH, help="Continue the run in this directory.")
 @click.option(
     "--force",
     is_flag=True,

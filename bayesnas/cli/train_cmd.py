@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from bayesnas.cli.options import (
     NON_NEGATIVE_INT,
+    PATH,
     POSITIVE_INT,
     SEED,
     announce,
     space_option_table,
 )
 from bayesnas.config import MAX_EPOCHS
+from bayesnas.config.search import MAX_BATCH, MAX_RATE
 from bayesnas.errors import Interrupted, UserError
 from bayesnas.train.config import PRESETS
 
@@ -30,9 +30,7 @@ def preset_values(key: str, otherwise: object = None) -> str:
 
 
 @click.command()
-@click.option(
-    "--run", type=click.Path(path_type=Path), help="Search run to train an export of [newest]."
-)
+@click.option("--run", type=PATH, help="Search run to train an export of [newest].")
 @click.option("--rank", type=click.IntRange(min=1), help="Which export (export/rank-K/) [1].")
 @click.option(
     "--arch",
@@ -56,17 +54,17 @@ def preset_values(key: str, otherwise: object = None) -> str:
 )
 @click.option(
     "--batch-size",
-    type=POSITIVE_INT,
+    type=click.IntRange(1, MAX_BATCH),
     help=f"Images per SGD step {preset_values('batch_size')}.",
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(0, MAX_RATE, min_open=True),
     help=f"Initial learning rate, cosine to 0 per step {preset_values('lr')}.",
 )
 @click.option(
     "--weight-decay",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(0, 1),
     help=f"SGD weight decay {preset_values('weight_decay')}.",
 )
 @click.option(
@@ -93,7 +91,7 @@ def preset_values(key: str, otherwise: object = None) -> str:
 @click.option("--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist  [the run's]")
 @click.option(
     "--data-root",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Where the data set lies [the search run's; else $BAYESNAS_DATA, the cache, "
     "Debian's path].",
 )
@@ -112,8 +110,8 @@ def preset_values(key: str, otherwise: object = None) -> str:
 )
 @click.option("--seed", type=SEED, help="Seed of initialisation, data order, augmentation [0].")
 @click.option("--device", help="auto | cpu | cuda | cuda:N  [auto]")
-@click.option("--out", type=click.Path(path_type=Path), help="Run directory [runs/train-<name>].")
-@click.option("--resume", type=click.Path(path_type=Path), help="Continue training in this run.")
+@click.option("--out", type=PATH, help="Run directory [runs/train-<name>].")
+@click.option("--resume", type=PATH, help="Continue training in this run.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
 @click.option(
     "--progress/--no-progress",

@@ -23,6 +23,16 @@ PRIOR_PROXIES = ("naswot",)  # training-free proxies of the zero-cost prior (pri
 MAX_PRIOR_STRENGTH = 100.0  # beyond this the prior is a point mass in float32 softmax terms
 MAX_TEMPERATURE = 1e6  # what the cost-aware prior charges: MFLOPs or M params
 MAX_EPOCHS = 100_000  # --epochs of search and train: beyond any real run (the paper's is 1800)
+# upper bounds that no real run reaches: beyond them a value is a typo, and some would run for
+# ever (--prior-repeats) or ask for more than a machine has (--workers, a batch)
+MAX_RATE = 1e3  # learning rates (the presets use 0.01-1)
+MAX_TAU = 1e3  # Concrete temperatures
+MAX_PRIOR_L2 = 1e9  # the weight prior's precision (the paper's: 50-150)
+MAX_KL_N = 10**12  # N of Eq. 15 (the paper's: 5e5)
+MAX_COST_WEIGHT = 1e6
+MAX_BATCH = 2**20  # images per step or per proxy evaluation
+MAX_PRIOR_REPEATS = 1000
+MAX_WORKERS = 256
 
 
 def check_seed(seed: int) -> None:
@@ -127,6 +137,7 @@ class SearchConfig:
         for name, value in positive.items():
             if value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        self._check_bounds()
         for name in ("lr", "tau", "tau_final", "prior_l2"):
             if not getattr(self, name) > 0:
                 raise UserError(
@@ -184,6 +195,21 @@ class SearchConfig:
             )
         self._check_augmentation()
         return self
+
+    def _check_bounds(self) -> None:
+        """Values beyond what any run uses are refused, not run (see the MAX_ constants)."""
+        bounds = {
+            "lr": MAX_RATE, "gate_lr": MAX_RATE, "tau": MAX_TAU, "tau_final": MAX_TAU,
+            "prior_l2": MAX_PRIOR_L2, "kl_n": MAX_KL_N, "cost_weight": MAX_COST_WEIGHT,
+            "batch_size": MAX_BATCH, "prior_batch": MAX_BATCH,
+            "prior_repeats": MAX_PRIOR_REPEATS, "workers": MAX_WORKERS,
+        }  # fmt: skip
+        for name, bound in bounds.items():
+            value = getattr(self, name)
+            if value is not None and value > bound:
+                raise UserError(
+                    f"--{name.replace('_', '-')} must be at most {bound:g}, got {value}"
+                )
 
     def _check_prior(self) -> None:
         """The architecture prior's name, strength and proxy, and the likelihood temperature."""

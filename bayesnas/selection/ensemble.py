@@ -20,6 +20,7 @@ import torch
 
 from bayesnas import progress, rundir
 from bayesnas.config import check_seed
+from bayesnas.config.search import MAX_BATCH
 from bayesnas.data import TensorData, dataset_info, load_arrays, resolve_data_root
 from bayesnas.device import resolve_device
 from bayesnas.errors import UserError
@@ -38,6 +39,8 @@ from bayesnas.selection.sample import SampleConfig, _data
 from bayesnas.spaces import SuperNet
 
 ENSEMBLE = "ensemble.json"
+
+MAX_MEMBERS = 10_000  # networks averaged: each is evaluated on every split
 
 
 @dataclass(frozen=True)
@@ -58,16 +61,18 @@ class EnsembleConfig:
     progress: bool = True
 
     def validated(self) -> EnsembleConfig:
-        if self.members < 1:
-            raise UserError(f"--members must be at least 1, got {self.members}")
+        if not 1 <= self.members <= MAX_MEMBERS:
+            raise UserError(f"--members must lie in [1, {MAX_MEMBERS}], got {self.members}")
         if self.source not in SOURCES:
             raise UserError(f"--from must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if self.weights not in WEIGHTINGS:
             raise UserError(f"--weights must be one of {', '.join(WEIGHTINGS)}")
         if self.bn not in ("stats", "recalibrate"):
             raise UserError(f"--bn must be stats or recalibrate, got {self.bn!r}")
-        if self.batch_size < 1 or (self.val_size is not None and self.val_size < 1):
-            raise UserError("--batch-size and --val-size must be at least 1")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise UserError(f"--batch-size must lie in [1, {MAX_BATCH}], got {self.batch_size}")
+        if self.val_size is not None and self.val_size < 1:
+            raise UserError(f"--val-size must be at least 1, got {self.val_size}")
         check_seed(self.seed)
         return self
 

@@ -20,6 +20,7 @@ import torch
 
 from bayesnas import progress, rundir
 from bayesnas.config import check_seed
+from bayesnas.config.search import MAX_BATCH, MAX_RATE
 from bayesnas.data import first_images, search_data
 from bayesnas.distributed import from_env
 from bayesnas.errors import UserError
@@ -38,6 +39,7 @@ from bayesnas.selection.scorers import SCORERS, ScoringContext, ranking_key
 
 SAMPLES = rundir.SAMPLES
 DEFAULT_TOP_K = 5  # exported by default, or n when fewer are drawn
+MAX_FINE_TUNE_STEPS = 1_000_000  # SGD steps per candidate: beyond any use, and never ends
 MAX_DRAWS = 1_000_000  # --n: each distinct draw is scored on the validation split, so a million
 # is more than a run could score in days; beyond it, the draws alone would fill the memory
 
@@ -86,8 +88,17 @@ class SampleConfig:
             )
         if self.drop_rate is not None and not 0 < self.drop_rate < 1:
             raise UserError(f"--drop-rate must lie in (0, 1), got {self.drop_rate}")
-        if self.fine_tune_steps < 0 or not self.fine_tune_lr > 0:
-            raise UserError("--fine-tune-steps must be >= 0 and --fine-tune-lr > 0")
+        if not 0 <= self.fine_tune_steps <= MAX_FINE_TUNE_STEPS:
+            steps = self.fine_tune_steps
+            raise UserError(
+                f"--fine-tune-steps must lie in [0, {MAX_FINE_TUNE_STEPS}], got {steps}"
+            )
+        if not 0 < self.fine_tune_lr <= MAX_RATE:
+            raise UserError(
+                f"--fine-tune-lr must lie in (0, {MAX_RATE:g}], got {self.fine_tune_lr}"
+            )
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise UserError(f"--batch-size must lie in [1, {MAX_BATCH}], got {self.batch_size}")
         if self.fine_tune_steps and self.bn == "recalibrate":
             raise UserError(
                 "--fine-tune-steps re-estimates BatchNorm while fine-tuning; drop --bn recalibrate"

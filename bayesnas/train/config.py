@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bayesnas.config import MAX_EPOCHS, check_seed
+from bayesnas.config.search import MAX_BATCH, MAX_RATE
 from bayesnas.data import DEFAULT_AUGMENTATION, dataset_info
 from bayesnas.errors import UserError
 from bayesnas.train.sources import (
@@ -91,8 +92,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise UserError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be > 0, got {self.lr}")
+        if not 0 < self.lr <= MAX_RATE:
+            raise UserError(f"--lr must lie in (0, {MAX_RATE:g}], got {self.lr}")
+        if self.batch_size > MAX_BATCH:
+            raise UserError(f"--batch-size must be at most {MAX_BATCH}, got {self.batch_size}")
+        if self.weight_decay > 1:
+            raise UserError(f"--weight-decay must be at most 1, got {self.weight_decay}")
         if self.mode not in MODES:
             raise UserError(f"mode must be one of {MODES}, got {self.mode!r}")
         if not self.weight_decay >= 0:

@@ -134,7 +134,7 @@ BAD_ARGUMENTS = [
     (("--space", "no-such-space"), ("unknown space", "'no-such-space'", "nb201")),
     (("--batch-size", "0"), ("--batch-size", "0")),
     (("--epochs", "-1"), ("--epochs", "-1")),
-    (("--tau", "0"), ("--tau", "x>0")),
+    (("--tau", "0"), ("--tau", "0<x<=1000")),
     (("--no-such-option",), ("--no-such-option",)),
     (("--preset", "bogus"), ("--preset", "bogus")),
     (("--space", "nb201", "--width", "4"), ("--width", "nb201")),
