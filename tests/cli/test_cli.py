@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -79,10 +78,15 @@ def tiny_config(data_root: Path, **changes) -> SearchConfig:
 
 
 def write_run(run_dir: Path, config: SearchConfig) -> None:
-    """A run directory as a search leaves it before its first checkpoint: config.json only."""
+    """A run directory as a search leaves it before its first checkpoint: config.json only,
+    written by the search's own writer (issue 24: never a test's idea of the file)."""
+    from bayesnas import rundir
+    from bayesnas.search.run import _saved
+    from bayesnas.search.searcher import Searcher
+
     run_dir.mkdir(parents=True)
-    payload = {"config": config.to_json(), "kl_n": 500, "versions": {}}
-    (run_dir / "config.json").write_text(json.dumps(payload, indent=2) + "\n")
+    searcher = Searcher(config, run_dir, progress=False)
+    rundir.write_json(run_dir / rundir.CONFIG, _saved(searcher))
 
 
 SEARCH_TINY = ("search", "--channels", "4", "--cells", "1", "--epochs", "1", "--batch-size", "16")
