@@ -139,3 +139,17 @@ def test_a_damaged_architecture_json_loads_or_is_a_user_error(
         load_exported(path.parent)
     except UserError as exc:
         assert "\n" not in str(exc)
+
+
+def test_a_gate_entry_of_the_wrong_type_in_metrics_is_skipped_not_a_traceback(
+    real_run: Path, tmp_path: Path, capsys
+) -> None:
+    """The case CI's hypothesis run found: an edge of ``gates`` replaced by null in the only
+    row of metrics.jsonl made `plot` raise a TypeError."""
+    run = _fresh(real_run, tmp_path)
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    row["gates"]["edges"][2] = None
+    (run / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    code, out, err = cli(capsys, "plot", "--run", run)
+    assert code == 0 and "Traceback" not in err, err
+    assert "skipping row 1 of metrics.jsonl" in out + err

@@ -137,8 +137,10 @@ def _space(config: dict[str, Any]) -> str:
 def load_run(run_dir: Path) -> RunData:
     """Read whatever ``run_dir`` holds; every problem that is not fatal becomes a note."""
     notes: list[str] = []
-    metrics = rundir.read_metrics(run_dir, warn=notes.append)
     posterior, damaged = _posterior(run_dir, notes)
+    reference = posterior.get("gates") if posterior else None
+    rows = rundir.read_metrics(run_dir, warn=notes.append)
+    metrics = _consistent_metrics(rows, reference, notes)
     config = _config(run_dir, posterior, notes)
     samples = _valid_samples(rundir.read_jsonl(run_dir / SAMPLES, notes.append), config, notes)
     steps = rundir.read_jsonl(run_dir / rundir.STEPS, notes.append)
@@ -149,6 +151,55 @@ def load_run(run_dir: Path) -> RunData:
             f"({run.epochs_done} of {config['epochs']} epochs)"
         )
     return run
+
+
+def _shape(value: Any) -> Any:
+    """The JSON value's structure with its numbers, strings and booleans as their kinds; a
+    missing number (None) counts as a number, as a search writes None for what it lacks."""
+    if isinstance(value, dict):
+        return tuple(sorted((key, _shape(inner)) for key, inner in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(_shape(inner) for inner in value))
+    if isinstance(value, bool):
+        return "bool"
+    if value is None or isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
+
+def _metrics_defect(row: Any, gates_shape: Any) -> str | None:
+    """What is wrong with a metrics.jsonl row that the figures would trip on (None: nothing):
+    every field a number (or None), ``q_learns`` a flag, ``gates`` shaped as ``gates_shape``."""
+    if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+        return "no epoch number"
+    for key, value in row.items():
+        kind = {"gates": None, "q_learns": "bool"}.get(key, "number")
+        if kind is not None and _shape(value) not in (kind, "number" if kind == "bool" else kind):
+            return f"{key} is {value!r}"
+    if _shape(row.get("gates")) != gates_shape:
+        return "its gates are not shaped as the posterior's"
+    return None
+
+
+def _consistent_metrics(rows: list[Any], reference: Any, notes: list[str]) -> list[Row]:
+    """The rows of metrics.jsonl the figures can use; a damaged row (a field of another type, a
+    missing edge) is skipped with a note. Gates are compared with the posterior's (``reference``)
+    or, before there is one, with the shape most rows' gates have (a search writes them alike)."""
+    shapes = [_shape(row.get("gates")) for row in rows if isinstance(row, dict)]
+    if reference is not None:
+        usual = _shape(reference)
+    elif shapes:
+        usual = max(set(shapes), key=shapes.count)
+    else:
+        return []
+    kept = []
+    for number, row in enumerate(rows, start=1):
+        defect = _metrics_defect(row, usual)
+        if defect is None:
+            kept.append(row)
+        else:
+            notes.append(f"skipping row {number} of {rundir.METRICS}: {defect}")
+    return kept
 
 
 _SAMPLE_FIELDS: dict[str, type | tuple[type, ...]] = {

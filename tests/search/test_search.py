@@ -235,7 +235,7 @@ def test_diverged_search_stops_before_saving(
 ) -> None:
     """A loss that is no longer finite ends the search with a user error; nothing NaN is kept."""
     run = tmp_path / "run"
-    config = tiny_config("cifar10", fake_cifar10, epochs=2, lr=1e30)
+    config = tiny_config("cifar10", fake_cifar10, epochs=2, lr=1000.0)  # the largest rate allowed
     with pytest.raises(UserError, match="loss became .* in epoch 1 .* lower --lr"):
         run_search(config, run, progress=False)
     assert not (run / "checkpoint.pt").exists() and not (run / "posterior.pt").exists()
