@@ -153,30 +153,46 @@ def load_run(run_dir: Path) -> RunData:
     return run
 
 
-def _shape(value: Any) -> Any:
-    """The JSON value's structure with its numbers, strings and booleans as their kinds; a
-    missing number (None) counts as a number, as a search writes None for what it lacks."""
-    if isinstance(value, dict):
-        return tuple(sorted((key, _shape(inner)) for key, inner in value.items()))
-    if isinstance(value, list):
-        return ("list", tuple(_shape(inner) for inner in value))
-    if isinstance(value, bool):
-        return "bool"
-    if value is None or isinstance(value, (int, float)):
-        return "number"
-    return type(value).__name__
+_NUMBERS = (
+    "step", "elbo", "nll", "kl", "weight_prior", "train_acc", "val_acc", "val_nll",
+    "val_images", "lr", "gate_lr", "tau", "images_per_s", "seconds",
+)  # fmt: skip  # the fields the figures read as numbers
 
 
-def _metrics_defect(row: Any, gates_shape: Any) -> str | None:
+def _fits(value: Any, reference: Any) -> bool:
+    """Whether a JSON value has the reference's structure: the same keys, list lengths and
+    kinds of scalars (a missing one, None, fits any scalar)."""
+    if isinstance(reference, dict):
+        return (
+            isinstance(value, dict)
+            and value.keys() == reference.keys()
+            and all(_fits(value[key], inner) for key, inner in reference.items())
+        )
+    if isinstance(reference, list):
+        return (
+            isinstance(value, list)
+            and len(value) == len(reference)
+            and all(_fits(a, b) for a, b in zip(value, reference, strict=True))
+        )
+    if value is None or reference is None:
+        return not isinstance(value, (dict, list))
+    if isinstance(reference, bool) or isinstance(value, bool):
+        return isinstance(reference, bool) and isinstance(value, bool)
+    if isinstance(reference, (int, float)):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(reference))
+
+
+def _metrics_defect(row: Any, gates: Any) -> str | None:
     """What is wrong with a metrics.jsonl row that the figures would trip on (None: nothing):
-    every field a number (or None), ``q_learns`` a flag, ``gates`` shaped as ``gates_shape``."""
+    its numbers not numbers, or its gates not shaped as ``gates``."""
     if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
         return "no epoch number"
-    for key, value in row.items():
-        kind = {"gates": None, "q_learns": "bool"}.get(key, "number")
-        if kind is not None and _shape(value) not in (kind, "number" if kind == "bool" else kind):
+    for key in _NUMBERS:
+        value = row.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             return f"{key} is {value!r}"
-    if _shape(row.get("gates")) != gates_shape:
+    if not _fits(row.get("gates"), gates):
         return "its gates are not shaped as the posterior's"
     return None
 
@@ -184,17 +200,16 @@ def _metrics_defect(row: Any, gates_shape: Any) -> str | None:
 def _consistent_metrics(rows: list[Any], reference: Any, notes: list[str]) -> list[Row]:
     """The rows of metrics.jsonl the figures can use; a damaged row (a field of another type, a
     missing edge) is skipped with a note. Gates are compared with the posterior's (``reference``)
-    or, before there is one, with the shape most rows' gates have (a search writes them alike)."""
-    shapes = [_shape(row.get("gates")) for row in rows if isinstance(row, dict)]
-    if reference is not None:
-        usual = _shape(reference)
-    elif shapes:
-        usual = max(set(shapes), key=shapes.count)
-    else:
-        return []
+    or, before there is one, with those of the row most other rows fit (a search writes every
+    row alike)."""
+    if reference is None:
+        candidates = [row.get("gates") for row in rows if isinstance(row, dict)]
+        if not candidates:
+            return []
+        reference = max(candidates, key=lambda ref: sum(_fits(other, ref) for other in candidates))
     kept = []
     for number, row in enumerate(rows, start=1):
-        defect = _metrics_defect(row, usual)
+        defect = _metrics_defect(row, reference)
         if defect is None:
             kept.append(row)
         else:
