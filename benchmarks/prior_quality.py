@@ -20,7 +20,7 @@ import torch
 from bayesnas.config import build_config
 from bayesnas.data import search_data
 from bayesnas.priors import zero_cost_evidence
-from bayesnas.spaces.nb201_cell import OPS, to_string
+from bayesnas.spaces.nb201.cell import OPS, to_string
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

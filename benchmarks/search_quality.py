@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from bayesnas.spaces import nb201_cell
+from bayesnas.spaces.nb201 import cell as nb201_cell
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TABLE = REPO / ".." / "shared" / "nb201" / "cifar10-valid.tsv"

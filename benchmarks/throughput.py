@@ -64,7 +64,7 @@ import bayesnas.search.searcher
 from bayesnas.config import build_config
 from bayesnas.data import TensorData, dataset_info, search_split
 from bayesnas.search import PRUNED_LOGIT, Searcher
-from bayesnas.spaces.nb201_cell import OPS
+from bayesnas.spaces.nb201.cell import OPS
 from bayesnas.spaces.subnet import build_subnet
 
 SHARED_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar-10-python.tar.gz"

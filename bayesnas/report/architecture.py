@@ -13,8 +13,8 @@ from matplotlib.ticker import MaxNLocator
 
 from bayesnas.report.run import Row, RunData
 from bayesnas.report.style import OP_LABELS, new_figure, stage_color
-from bayesnas.spaces.nb201_cell import EDGES, OPS, from_string
-from bayesnas.spaces.resnet import ResNetSupNet
+from bayesnas.spaces.nb201.cell import EDGES, OPS, from_string
+from bayesnas.spaces.resnet.network import ResNetSupNet
 
 OP_COLORS = {
     "none": "0.6",
@@ -192,7 +192,7 @@ def architecture_figure(run: RunData, best: Row | None) -> tuple[Figure, str] | 
 def _genotype(run: RunData, best: Row | None, source: str, detail: str) -> tuple[Figure, str]:
     """Figure 6 (darts): the normal and reduction cells of the top-1 or of q's mode."""
     from bayesnas.report.genotype_figure import genotype_figure
-    from bayesnas.spaces.genotype import parse_genotype
+    from bayesnas.spaces.darts.genotype import parse_genotype
 
     gates = run.gates or {}
     arch = best["architecture"] if best else gates["mode"]

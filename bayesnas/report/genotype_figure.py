@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch
 
 from bayesnas.report.style import new_figure
-from bayesnas.spaces.genotype import CELL_KINDS, NODES, Genotype
+from bayesnas.spaces.darts.genotype import CELL_KINDS, NODES, Genotype
 
 OP_COLORS = {
     "max_pool_3x3": "C4",

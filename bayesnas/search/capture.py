@@ -37,7 +37,7 @@ import torch
 from bayesnas.distributed.syncbn import GlobalBatchNorm2d
 from bayesnas.errors import UserError
 from bayesnas.spaces import SuperNet
-from bayesnas.spaces.nb201_mixture import support_plan
+from bayesnas.spaces.nb201.mixture import support_plan
 
 NET_CALLS = ("forward", "gated_sq_norms", "ungated_sq_norm")  # what the model asks of the net
 _TORCH_MODE = {"compile": "default", "cuda-graphs": "reduce-overhead"}

@@ -25,7 +25,7 @@ import torch
 
 from bayesnas import rundir
 from bayesnas.errors import UserError
-from bayesnas.spaces.nb201_cell import from_string
+from bayesnas.spaces.nb201.cell import from_string
 
 LOOKUP = "lookup.json"
 HPS = ("12", "200")

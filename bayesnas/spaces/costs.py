@@ -24,8 +24,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bayesnas.errors import UserError
 from bayesnas.spaces.base import SuperNet
-from bayesnas.spaces.nb201 import Cell, NB201Net
-from bayesnas.spaces.nb201_cell import CONV1, CONV3, EDGES, OPS, POOL
+from bayesnas.spaces.nb201.cell import CONV1, CONV3, EDGES, OPS, POOL
+from bayesnas.spaces.nb201.network import Cell, NB201Net
 
 METRICS = ("flops", "params")
 UNITS = {"flops": "MFLOPs", "params": "M params"}

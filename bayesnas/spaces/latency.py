@@ -16,8 +16,8 @@ import torch
 
 from bayesnas.spaces.base import SuperNet
 from bayesnas.spaces.costs import cell_inputs, example_image
-from bayesnas.spaces.nb201 import NB201Net
-from bayesnas.spaces.nb201_cell import CONV1, CONV3, EDGES, OPS, POOL
+from bayesnas.spaces.nb201.cell import CONV1, CONV3, EDGES, OPS, POOL
+from bayesnas.spaces.nb201.network import NB201Net
 
 REPEATS = 10  # timed calls per op, after two untimed ones; the median is kept
 

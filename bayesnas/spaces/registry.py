@@ -7,7 +7,7 @@ import fnmatch
 from typing import Any
 
 from bayesnas.errors import UserError
-from bayesnas.spaces import darts, densenet121, nb201, resnet, resnet50
+from bayesnas.spaces import darts, densenet121, nb201, resnet, resnet50  # each registers its SPACE
 from bayesnas.spaces.base import Space, SuperNet
 
 _spaces: dict[str, Space] = {}

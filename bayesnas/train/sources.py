@@ -47,7 +47,7 @@ def arch_fields(arch: str, size: dict[str, int], info: DatasetInfo) -> dict[str,
     check_space_options(space, size)  # before any data is read or network built
     space_config = {**size, "num_classes": info.num_classes, "in_channels": info.channels}
     if space == "darts":
-        from bayesnas.spaces.genotype import parse_genotype
+        from bayesnas.spaces.darts.genotype import parse_genotype
 
         try:
             text = str(parse_genotype(arch))
@@ -55,7 +55,7 @@ def arch_fields(arch: str, size: dict[str, int], info: DatasetInfo) -> dict[str,
             raise UserError(f"malformed --arch genotype: {exc}") from None
         kept: dict[str, Any] = {"genotype": text}
     else:
-        from bayesnas.spaces.nb201_cell import OPS, from_string, to_string
+        from bayesnas.spaces.nb201.cell import OPS, from_string, to_string
 
         try:
             ops = from_string(arch)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bayesnas.spaces.nb201_cell import CONV3, to_string
+from bayesnas.spaces.nb201.cell import CONV3, to_string
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "search_quality.py"
 CONV3_CELL = to_string((CONV3,) * 6)
@@ -55,7 +55,7 @@ def table(tmp_path: Path) -> Any:
 
 def one_hot_logits(arch: str) -> np.ndarray:
     """Gate logits that put all of q on ``arch`` (the others pinned as pruning pins them)."""
-    from bayesnas.spaces.nb201_cell import from_string
+    from bayesnas.spaces.nb201.cell import from_string
 
     logits = np.full((6, 5), -1e4)
     logits[np.arange(6), from_string(arch)] = 0.0

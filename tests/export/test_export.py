@@ -21,7 +21,7 @@ import bayesnas
 from bayesnas.data import normalize
 from bayesnas.errors import UserError
 from bayesnas.export import export_candidate, export_deployable, load_exported
-from bayesnas.spaces.genotype import parse_genotype
+from bayesnas.spaces.darts.genotype import parse_genotype
 from bayesnas.spaces.subnet import build_subnet
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")

@@ -12,7 +12,7 @@ from bayesnas.priors.proxies import naswot
 from bayesnas.priors.removal import removal_evidence
 from bayesnas.program import build_program
 from bayesnas.spaces import create_space
-from bayesnas.spaces.darts import STRUCTURE
+from bayesnas.spaces.darts.network import STRUCTURE
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 

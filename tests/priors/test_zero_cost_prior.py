@@ -18,7 +18,7 @@ from bayesnas.priors.proxies import naswot
 from bayesnas.priors.removal import removal_evidence
 from bayesnas.program import build_program
 from bayesnas.spaces import create_space
-from bayesnas.spaces.nb201_cell import EDGES, OPS
+from bayesnas.spaces.nb201.cell import EDGES, OPS
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 

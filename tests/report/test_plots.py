@@ -29,7 +29,7 @@ from bayesnas.report.architecture import cell_edges, resnet_widths
 from bayesnas.search import run_search
 from bayesnas.selection.sample import SampleConfig, sample
 from bayesnas.spaces import create_space
-from bayesnas.spaces.nb201_cell import EDGES, OPS, from_string
+from bayesnas.spaces.nb201.cell import EDGES, OPS, from_string
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 SPACES = {"nb201": {"channels": 2, "cells": 1}, "resnet": {"width": 2, "blocks": 1}}

@@ -29,8 +29,8 @@ from bayesnas.gates import GateLayout
 from bayesnas.program import build_program
 from bayesnas.search import PRUNED_LOGIT, Searcher, capture
 from bayesnas.search.capture import StepCapture
-from bayesnas.spaces.nb201_cell import CONV3, SKIP
-from bayesnas.spaces.nb201_mixture import NO_ROWS
+from bayesnas.spaces.nb201.cell import CONV3, SKIP
+from bayesnas.spaces.nb201.mixture import NO_ROWS
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 BATCH = 8

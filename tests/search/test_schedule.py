@@ -12,8 +12,8 @@ from fakedata import write_cifar
 from bayesnas.config import PRESETS, SearchConfig, build_config
 from bayesnas.data import DATASETS, dataset_info, search_split
 from bayesnas.search import PRUNED_LOGIT, Searcher
-from bayesnas.spaces.nb201_cell import CONV3, EDGES, OPS, SKIP
-from bayesnas.spaces.nb201_mixture import NO_ROWS, ONLY, mixture_plan
+from bayesnas.spaces.nb201.cell import CONV3, EDGES, OPS, SKIP
+from bayesnas.spaces.nb201.mixture import NO_ROWS, ONLY, mixture_plan
 
 SIZED = [name for name, values in PRESETS.items() if "train_size" in values]
 

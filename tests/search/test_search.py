@@ -27,7 +27,7 @@ import bayesnas
 from bayesnas.config import SearchConfig
 from bayesnas.errors import UserError
 from bayesnas.search import run_search
-from bayesnas.spaces.nb201_cell import OPS
+from bayesnas.spaces.nb201.cell import OPS
 
 TIMEOUT = 300  # seconds for one search subprocess; only a hang gets near it
 EPOCHS = 3

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from bayesnas.selection.finetune import FineTune, fine_tuned
 from bayesnas.spaces import create_space
-from bayesnas.spaces.nb201_cell import OPS, from_string
+from bayesnas.spaces.nb201.cell import OPS, from_string
 
 CELL = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
 

@@ -8,7 +8,7 @@ import torch
 
 from bayesnas.selection.rank import best_of_k, distinct, flops_per_image
 from bayesnas.spaces import create_space
-from bayesnas.spaces.nb201_cell import OPS, from_string
+from bayesnas.spaces.nb201.cell import OPS, from_string
 
 ALL_CONV = "+".join("|" + "|".join(f"nor_conv_3x3~{i}" for i in range(n)) + "|" for n in (1, 2, 3))
 DEAD_EDGE = "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"  # node 1 unused

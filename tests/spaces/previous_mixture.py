@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from bayesnas.spaces.nb201_cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP
+from bayesnas.spaces.nb201.cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP
 
 FLOOR = 1e-3
 

@@ -3,7 +3,7 @@
 import pytest
 from genotypes import DARTS_V1, DARTS_V2
 
-from bayesnas.spaces.genotype import parse_genotype
+from bayesnas.spaces.darts.genotype import parse_genotype
 
 
 def test_darts_v2_prints_back_exactly():

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from bayesnas.spaces import create_space
-from bayesnas.spaces.nb201_cell import CONV3, SKIP
-from bayesnas.spaces.nb201_mixture import ALL, NO_ROWS, ONLY, mixture_plan
+from bayesnas.spaces.nb201.cell import CONV3, SKIP
+from bayesnas.spaces.nb201.mixture import ALL, NO_ROWS, ONLY, mixture_plan
 
 
 def _net_and_batch(seed: int = 0, batch: int = 16):

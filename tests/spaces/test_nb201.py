@@ -7,7 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bayesnas.spaces import create_space
-from bayesnas.spaces.nb201_cell import EDGES, OPS, from_string, to_string
+from bayesnas.spaces.nb201.cell import EDGES, OPS, from_string, to_string
 
 
 def test_every_architecture_round_trips_through_its_string():

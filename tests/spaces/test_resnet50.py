@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bayesnas.errors import UserError
 from bayesnas.report import figures as plots
 from bayesnas.spaces import create_space
-from bayesnas.spaces.resnet50 import branch_widths
+from bayesnas.spaces.resnet50.network import branch_widths
 from bayesnas.spaces.subnet import build_subnet, subnet_from_spec, subnet_spec
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from bayesnas.search import PRUNED_LOGIT
 from bayesnas.spaces import create_space
-from bayesnas.spaces.nb201_cell import CONV1, CONV3, NONE, OPS, POOL, SKIP
-from bayesnas.spaces.nb201_mixture import ALL, NO_ROWS, ONLY, mixture_plan, support_plan
+from bayesnas.spaces.nb201.cell import CONV1, CONV3, NONE, OPS, POOL, SKIP
+from bayesnas.spaces.nb201.mixture import ALL, NO_ROWS, ONLY, mixture_plan, support_plan
 
 
 def _net_and_batch(batch: int = 6):

@@ -17,7 +17,7 @@ from bayesnas.config import SearchConfig
 from bayesnas.report import plot_run
 from bayesnas.search import run_search
 from bayesnas.selection.sample import SampleConfig, sample
-from bayesnas.spaces.genotype import parse_genotype
+from bayesnas.spaces.darts.genotype import parse_genotype
 from bayesnas.train.config import resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -10,7 +10,7 @@ from torch import nn
 
 from bayesnas.spaces.base import SuperNet
 from bayesnas.spaces.layers import ReLUConvBN, ResidualReduction
-from bayesnas.spaces.nb201_cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, live_nodes
+from bayesnas.spaces.nb201.cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, live_nodes
 
 _OP_KEYS = {SKIP: "skip", CONV1: "conv1x1", CONV3: "conv3x3", POOL: "pool"}
 _SUPER_KEY = re.compile(r"\.edges\.(conv1x1|conv3x3)_(\d)\.")  # sub-network key -> super's

@@ -9,14 +9,14 @@ from torch import nn
 
 from bayesnas.spaces.base import SuperNet
 from bayesnas.spaces.layers import imagenet_stem
-from bayesnas.spaces.resnet50 import (
+from bayesnas.spaces.resnet.subnet import _kept
+from bayesnas.spaces.resnet50.network import (
     BRANCHES,
     EXPANSION,
     ResNet50SupNet,
     branch_widths,
     stage_plan,
 )
-from bayesnas.spaces.resnet_subnet import _kept
 
 
 class SubBottleneck(nn.Module):

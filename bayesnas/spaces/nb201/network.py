@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bayesnas.gates import GateLayout
-from bayesnas.spaces import nb201_cell as notation
-from bayesnas.spaces.base import Space, SpaceOption, SuperNet
+from bayesnas.spaces.base import SuperNet
 from bayesnas.spaces.layers import BoxAverage3x3, ReLUConvBN, ResidualReduction
-from bayesnas.spaces.nb201_cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, from_string
-from bayesnas.spaces.nb201_mixture import ALL, NO_ROWS, ONLY, Rows, mixture_plan
+from bayesnas.spaces.nb201 import cell as notation
+from bayesnas.spaces.nb201.cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, from_string
+from bayesnas.spaces.nb201.mixture import ALL, NO_ROWS, ONLY, Rows, mixture_plan
 
 
 class Cell(nn.Module):
@@ -246,32 +246,3 @@ def nb201(
 ) -> NB201Net:
     """NAS-Bench-201 (C=16, N=5 are the benchmark's networks)."""
     return NB201Net(channels, cells, num_classes, in_channels)
-
-
-def _subnet() -> type[nn.Module]:
-    from bayesnas.spaces.nb201_subnet import NB201SubNet  # a sibling that imports this module
-
-    return NB201SubNet
-
-
-def _sample_defect(row: dict[str, Any]) -> str | None:
-    try:
-        from_string(row["architecture"])
-    except ValueError as exc:
-        return f"architecture {row['architecture']!r} is not a NAS-Bench-201 cell ({exc})"
-    return None
-
-
-SPACE = Space(
-    name="nb201",
-    factory=nb201,
-    network=NB201Net,
-    options=(
-        SpaceOption("channels", "nb201: channels C of the first stage.", maximum=1024),
-        SpaceOption("cells", "nb201: cells N per stage.", maximum=64),
-    ),
-    subnet=_subnet,
-    figure="cell",
-    sample_defect=_sample_defect,
-    arch_priors=("uniform", "zero-cost"),
-)

@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from bayesnas.spaces.base import SuperNet
-from bayesnas.spaces.densenet121 import BLOCKS, BN_SIZE, DenseNetSupNet, block_plan, transition
+from bayesnas.spaces.densenet121.network import (
+    BLOCKS,
+    BN_SIZE,
+    DenseNetSupNet,
+    block_plan,
+    transition,
+)
 from bayesnas.spaces.layers import imagenet_stem
 
 

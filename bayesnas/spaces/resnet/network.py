@@ -18,7 +18,7 @@ from torch import nn
 
 from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
-from bayesnas.spaces.base import Space, SpaceOption, SuperNet
+from bayesnas.spaces.base import SuperNet
 from bayesnas.spaces.layers import batch_norm_subset
 
 
@@ -242,51 +242,3 @@ def resnet(
     if width < 2:  # the shake-shake shortcut splits a stage's channels in two halves
         raise UserError(f"--width must be at least 2, got {width}")
     return ResNetSupNet(width, blocks, num_classes, in_channels, stem_channels)
-
-
-def _subnet() -> type[nn.Module]:
-    from bayesnas.spaces.resnet_subnet import ResNetSubNet  # a sibling that imports this module
-
-    return ResNetSubNet
-
-
-def _sample_defect(row: dict[str, Any]) -> str | None:
-    try:
-        bytes.fromhex(row["encoding"])
-    except (KeyError, TypeError, ValueError):
-        return f"encoding {row.get('encoding')!r} is not the hex of a gate vector"
-    return None
-
-
-SPACE = Space(
-    name="resnet",
-    factory=resnet,
-    network=ResNetSupNet,
-    options=(
-        SpaceOption(
-            "width",
-            "resnet: base width, at least 2 (96: the paper's 26.2 M).",
-            minimum=2,
-            maximum=1024,
-        ),
-        SpaceOption("blocks", "resnet: blocks per stage (paper: 4).", maximum=64),
-    ),
-    subnet=_subnet,
-    figure="widths",
-    sample_defect=_sample_defect,
-    presets={
-        # the CPU recipe of docs/paper.md: a small SupNet whose channel-gate posterior separates
-        # groups in minutes. The KL's N is the search-train size itself (Eq. 15's N), not 10x
-        # it: with 10x the KL is too weak against the likelihood for q to move in 4 epochs.
-        "quick": {
-            "space_options": {"width": 8, "blocks": 2},
-            "epochs": 4,
-            "train_size": 12800,
-            "kl_n": 12800,
-            "init_drop": 0.3,
-            "tau_final": 1.0,
-            "prune_below": 0.0,
-            "augmentation": {"pad": 2, "flip": True, "cutout": 0},
-        },
-    },
-)

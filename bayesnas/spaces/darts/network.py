@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from bayesnas.gates.pairs import PairGate, PairLayout, PairStructure
-from bayesnas.spaces.base import Space, SpaceOption, SuperNet
-from bayesnas.spaces.darts_mixture import ALL, NO_ROWS, Rows, mixture_plan
-from bayesnas.spaces.darts_ops import EDGES, make_op, preprocessing, skeleton, stem
-from bayesnas.spaces.genotype import CELL_KINDS, NODES, OPS, Genotype, Pairs, parse_genotype
+from bayesnas.spaces.base import SuperNet
+from bayesnas.spaces.darts.genotype import CELL_KINDS, NODES, OPS, Genotype, Pairs, parse_genotype
+from bayesnas.spaces.darts.mixture import ALL, NO_ROWS, Rows, mixture_plan
+from bayesnas.spaces.darts.ops import EDGES, make_op, preprocessing, skeleton, stem
 
 # the zero-cost prior works on darts (--arch-prior zero-cost) but no table here can judge it at
 # the presets' budgets, so they keep the paper's flat prior and Eq. 15 on this space
@@ -244,56 +244,3 @@ def darts(
 ) -> DartsSearchNet:
     """DARTS's search network (C=16, 8 cells are DARTS's search setting)."""
     return DartsSearchNet(channels, cells, num_classes, in_channels)
-
-
-def _subnet() -> type[nn.Module]:
-    from bayesnas.spaces.darts_subnet import DartsNetwork  # a sibling that imports this module
-
-    return DartsNetwork
-
-
-def _sample_defect(row: dict[str, Any]) -> str | None:
-    try:
-        parse_genotype(row["architecture"])
-    except ValueError as exc:
-        return f"architecture {row['architecture']!r} is not a DARTS genotype ({exc})"
-    return None
-
-
-SPACE = Space(
-    name="darts",
-    factory=darts,
-    network=DartsSearchNet,
-    options=(
-        SpaceOption(
-            "channels", "darts: channels C of the first cells (the stem has 3C).", maximum=1024
-        ),
-        SpaceOption(
-            "cells", "darts: cells, reduction cells at 1/3 and 2/3 of the depth.", maximum=64
-        ),
-    ),
-    subnet=_subnet,
-    figure="genotype",
-    sample_defect=_sample_defect,
-    presets={
-        # a few CPU minutes (measured in docs/benchmarks.md): 5 cells at C=4 on 2k images; the
-        # warm-up trains one path per batch, then q learns from the relaxed mixture
-        "quick": {
-            "space_options": {"channels": 4, "cells": 5},
-            "epochs": 2,
-            "batch_size": 64,
-            "lr": 0.05,
-            "warmup": 0.5,
-            "warmup_draws": "batch",
-            "tau_final": 0.3,
-            "train_size": 2048,
-            "val_size": 1024,
-            "eval_size": 1024,
-            **UNMEASURED_PRIOR,
-        },
-        "cpu": UNMEASURED_PRIOR,
-        # DARTS's search setting: 8 cells, C=16, 50 epochs, batch 64, 25k/25k CIFAR-10
-        "bench": {"space_options": {"channels": 16, "cells": 8}, **UNMEASURED_PRIOR},
-    },
-    arch_priors=("uniform", "zero-cost"),
-)

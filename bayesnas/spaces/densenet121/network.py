@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bayesnas.gates import GateLayout
-from bayesnas.spaces.base import Space, SpaceOption, SuperNet
-from bayesnas.spaces.keep_gates import decode_bits, encode_bits, hex_defect, keep_statistics
+from bayesnas.spaces.base import SuperNet
+from bayesnas.spaces.keep_gates import decode_bits, encode_bits, keep_statistics
 from bayesnas.spaces.layers import batch_norm_subset, imagenet_stem
 
 BLOCKS = (6, 12, 24, 16)  # dense layers per block in DenseNet-121
@@ -227,31 +227,3 @@ def densenet121(
 ) -> DenseNetSupNet:
     """DenseNet-121 (defaults: 7.98 M parameters at 1000 classes; small values for CPU)."""
     return DenseNetSupNet(growth, dense_layers, num_classes, in_channels)
-
-
-def _subnet() -> type[nn.Module]:
-    from bayesnas.spaces.densenet121_subnet import DenseNetSubNet  # imports this module
-
-    return DenseNetSubNet
-
-
-SPACE = Space(
-    name="densenet121",
-    factory=densenet121,
-    network=DenseNetSupNet,
-    options=(
-        SpaceOption(
-            "growth",
-            "densenet121: growth rate k, the channels each dense layer adds.",
-            maximum=1024,
-        ),
-        SpaceOption(
-            "dense_layers",
-            "densenet121: at most this many layers per dense block (24: all of 6/12/24/16).",
-            maximum=max(BLOCKS),
-        ),
-    ),
-    subnet=_subnet,
-    figure=None,
-    sample_defect=hex_defect,
-)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from bayesnas.spaces.darts_ops import EDGES
-from bayesnas.spaces.genotype import CELL_KINDS, OPS
+from bayesnas.spaces.darts.genotype import CELL_KINDS, OPS
+from bayesnas.spaces.darts.ops import EDGES
 
 MIXTURE_FLOOR = 1e-3  # a relaxed weight below this does not make an example compute its op
 SUBSET_FRACTION = 0.25  # an op needed by at most this share of a batch runs on those alone

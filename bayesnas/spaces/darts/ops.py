@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bayesnas.spaces.genotype import NODES
+from bayesnas.spaces.darts.genotype import NODES
 from bayesnas.spaces.layers import ReLUConvBN
 
 STEM_MULTIPLIER = 3  # the stem has 3C channels (DARTS)

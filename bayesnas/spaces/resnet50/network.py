@@ -20,8 +20,8 @@ from torch import nn
 
 from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
-from bayesnas.spaces.base import Space, SpaceOption, SuperNet
-from bayesnas.spaces.keep_gates import decode_bits, encode_bits, hex_defect, keep_statistics
+from bayesnas.spaces.base import SuperNet
+from bayesnas.spaces.keep_gates import decode_bits, encode_bits, keep_statistics
 from bayesnas.spaces.layers import batch_norm_subset, imagenet_stem
 
 STAGES = (3, 4, 6, 3)  # bottlenecks per stage in ResNet-50
@@ -223,32 +223,3 @@ def resnet50(
     if base_width < 3:  # three branches share a bottleneck's width
         raise UserError(f"--base-width must be at least 3, got {base_width}")
     return ResNet50SupNet(base_width, bottlenecks, num_classes, in_channels)
-
-
-def _subnet() -> type[nn.Module]:
-    from bayesnas.spaces.resnet50_subnet import ResNet50SubNet  # imports this module
-
-    return ResNet50SubNet
-
-
-SPACE = Space(
-    name="resnet50",
-    factory=resnet50,
-    network=ResNet50SupNet,
-    options=(
-        SpaceOption(
-            "base_width",
-            "resnet50: bottleneck width of stage 1, doubled per stage; at least 3.",
-            minimum=3,
-            maximum=1024,
-        ),
-        SpaceOption(
-            "bottlenecks",
-            "resnet50: at most this many bottlenecks per stage (6: all of 3/4/6/3).",
-            maximum=max(STAGES),
-        ),
-    ),
-    subnet=_subnet,
-    figure=None,
-    sample_defect=hex_defect,
-)

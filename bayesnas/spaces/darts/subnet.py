@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from bayesnas.spaces.base import SuperNet
-from bayesnas.spaces.darts import edge_index, genotype_of
-from bayesnas.spaces.darts_ops import (
+from bayesnas.spaces.darts.genotype import NODES, Pairs, parse_genotype
+from bayesnas.spaces.darts.network import edge_index, genotype_of
+from bayesnas.spaces.darts.ops import (
     CellShape,
     auxiliary_position,
     drop_path,
@@ -26,7 +27,6 @@ from bayesnas.spaces.darts_ops import (
     skeleton,
     stem,
 )
-from bayesnas.spaces.genotype import NODES, Pairs, parse_genotype
 
 _OP_KEY = re.compile(r"^cells\.(\d+)\.ops\.e(\d+)\.")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from bayesnas.spaces.nb201_cell import EDGES, NONE, OPS
+from bayesnas.spaces.nb201.cell import EDGES, NONE, OPS
 
 MIXTURE_FLOOR = 1e-3  # a relaxed weight below this does not make an example compute its op
 SUBSET_FRACTION = 0.25  # an op needed by at most this share of a batch runs on those alone

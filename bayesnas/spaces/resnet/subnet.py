@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bayesnas.spaces.base import SuperNet
-from bayesnas.spaces.resnet import Branch, ResNetSupNet, ShakeShortcut
+from bayesnas.spaces.resnet.network import Branch, ResNetSupNet, ShakeShortcut
 
 
 def _kept(mask: str, size: int) -> list[int]:
