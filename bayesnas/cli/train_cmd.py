@@ -15,7 +15,7 @@ from bayesnas.cli.options import (
 from bayesnas.config import MAX_EPOCHS
 from bayesnas.config.search import MAX_BATCH, MAX_RATE
 from bayesnas.errors import Interrupted, UserError
-from bayesnas.train.config import PRESETS
+from bayesnas.train.config import presets
 
 
 def preset_values(key: str, otherwise: object = None) -> str:
@@ -23,7 +23,7 @@ def preset_values(key: str, otherwise: object = None) -> str:
     value of presets that leave it unset)."""
     values = [
         f"{name}: {preset.get(key, otherwise)}"
-        for name, preset in PRESETS.items()
+        for name, preset in presets().items()
         if key in preset or otherwise is not None
     ]
     return f"[{', '.join(values)}]"

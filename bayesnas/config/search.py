@@ -161,9 +161,7 @@ class SearchConfig:
             raise UserError(f"--aux-skip must lie in [0, 1], got {self.aux_skip}")
         if not 0 <= self.skip_dropout < 1:
             raise UserError(f"--skip-dropout must lie in [0, 1), got {self.skip_dropout}")
-        for flag, amount in (("--aux-skip", self.aux_skip), ("--skip-dropout", self.skip_dropout)):
-            if amount and self.space != "nb201":
-                raise UserError(f"{flag} acts on nb201's skip ops; --space {self.space} has none")
+        self._check_space_extras()
         if not 0 <= self.warmup < 1:
             raise UserError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if not 0 < self.init_drop < 1:
@@ -240,14 +238,25 @@ class SearchConfig:
             raise UserError(f"--gate-data must be {' or '.join(GATE_DATA)}, got {self.gate_data!r}")
         if self.gate_data == "held-out" and self.sampler != "posterior":
             raise UserError("--gate-data held-out fits q; --sampler uniform keeps q fixed")
-        from bayesnas.spaces import get_space
+        from bayesnas.spaces import get_space, list_spaces
 
         supported = get_space(self.space).arch_priors
         if self.arch_prior not in supported:
+            having = [n for n in list_spaces() if self.arch_prior in get_space(n).arch_priors]
             raise UserError(
-                f"--arch-prior {self.arch_prior} needs op gates per edge (nb201, darts); "
+                f"--arch-prior {self.arch_prior} needs op gates per edge ({', '.join(having)}); "
                 f"--space {self.space} supports {', '.join(supported)}"
             )
+
+    def _check_space_extras(self) -> None:
+        """Options that act on some spaces' parts only (e.g. their skip ops) are off elsewhere."""
+        from bayesnas.spaces import get_space, list_spaces
+
+        owners = {e: n for n in list_spaces() for e in get_space(n).search_extras}
+        for name, owner in sorted(owners.items()):
+            if getattr(self, name) and name not in get_space(self.space).search_extras:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} acts on {owner}'s networks; --space {self.space} has none")
 
     def _check_augmentation(self) -> None:
         """Crop padding and cutout no larger than the image (ImageNet: its training crop)."""

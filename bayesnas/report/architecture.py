@@ -1,9 +1,11 @@
-"""Figure 6: one architecture drawn (a NAS-Bench-201 cell as a DAG, or resnet branch widths)."""
+"""Figure 6: one architecture drawn, as its space's record asks (``Space.figure``): a cell as a
+DAG, a genotype's two cells, the widths kept per block and branch, or the text."""
 
 from __future__ import annotations
 
 import textwrap
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,8 +15,6 @@ from matplotlib.ticker import MaxNLocator
 
 from bayesnas.report.run import Row, RunData
 from bayesnas.report.style import OP_LABELS, new_figure, stage_color
-from bayesnas.spaces.nb201.cell import EDGES, OPS, from_string
-from bayesnas.spaces.resnet.network import ResNetSupNet
 
 OP_COLORS = {
     "none": "0.6",
@@ -29,19 +29,17 @@ BEND = {1: 0.0, 2: -0.35, 3: -0.42, -2: 0.55}
 NODE_NAMES = ("input\n(node 0)", "node 1", "node 2", "output\n(node 3)")
 
 
-def cell_edges(arch: str) -> list[tuple[int, int, str]]:
-    """(from node, to node, op name) of every edge of a NAS-Bench-201 string."""
-    return [(src, to, OPS[op]) for (to, src), op in zip(EDGES, from_string(arch), strict=True)]
-
-
 def _label_point(src: int, to: int, rad: float) -> tuple[float, float]:
     """Midpoint of matplotlib's arc3 curve between two nodes (equal aspect), where a label sits."""
     x1, x2 = SPACING * src, SPACING * to
     return (x1 + x2) / 2, -rad * (x2 - x1) / 2  # arc3's control point: rad * (dy, -dx) away
 
 
-def cell_figure(arch: str, title: str, probs: dict[str, dict[str, float]] | None = None) -> Figure:
-    """Figure 6 (nb201): the cell as a DAG with op names on edges; 'none' dashed grey."""
+def cell_figure(
+    edges: list[tuple[int, int, str]], title: str, probs: dict[str, dict[str, float]] | None = None
+) -> Figure:
+    """Figure 6 ("cell"): a 4-node cell as a DAG, ``edges`` as (from node, to node, op name),
+    op names on the edges; 'none' dashed grey."""
     fig = new_figure(11, 4.6)
     ax = fig.subplots()
     circles = [
@@ -52,7 +50,7 @@ def cell_figure(arch: str, title: str, probs: dict[str, dict[str, float]] | None
         ax.add_patch(circle)
         ax.text(SPACING * node, 0, str(node), ha="center", va="center", fontsize=13, zorder=4)
         ax.text(SPACING * node, -0.6, NODE_NAMES[node], ha="center", va="top", fontsize=9)
-    for src, to, op in cell_edges(arch):
+    for src, to, op in edges:
         span = to - src
         bend = -span if (src, to) == (1, 3) else span  # keep the long arcs' labels apart
         rad = BEND[bend]
@@ -93,26 +91,6 @@ def cell_figure(arch: str, title: str, probs: dict[str, dict[str, float]] | None
     ax.axis("off")
     ax.set_title(title)
     return fig
-
-
-def resnet_widths(net: ResNetSupNet, arch: torch.Tensor) -> list[dict[str, Any]]:
-    """Per block and branch of ``arch``: kept input and middle channels, and the full widths."""
-    arch = net.canonical(arch)
-    names = net.group_names()
-    rows = []
-    for conv in range(0, len(net.convs), 2):
-        kept = [int(arch[net.offsets[c] : net.offsets[c + 1]].sum()) for c in (conv, conv + 1)]
-        rows.append(
-            {
-                "block": names[conv].rsplit(".", 2)[0],
-                "branch": int(names[conv].split(".br")[1][0]),
-                "kept_in": kept[0],
-                "full_in": net.convs[conv].in_channels,
-                "kept_mid": kept[1],
-                "full_mid": net.convs[conv + 1].in_channels,
-            }
-        )
-    return rows
 
 
 def widths_figure(widths: list[dict[str, Any]], title: str) -> Figure:
@@ -166,14 +144,15 @@ def architecture_figure(run: RunData, best: Row | None) -> tuple[Figure, str] | 
     detail = f"\n({_describe_candidate(best)})" if best else ""
     space = lookup(run.config["space"])
     kind = space.figure if space is not None else None
-    if kind == "cell":
+    if kind == "cell" and space is not None and space.drawing is not None:
         arch = best["architecture"] if best else gates["mode"]
         probs = {e["edge"]: e["probs"] for e in gates["edges"]} if gates else None
-        figure = cell_figure(arch, f"NAS-Bench-201 cell of the {source}{detail}", probs)
+        title = f"NAS-Bench-201 cell of the {source}{detail}"
+        figure = cell_figure(space.drawing(arch), title, probs)
         caption = f"{source}: {arch}; q = posterior probability of the op on that edge"
         return figure, caption
-    if kind == "genotype":
-        return _genotype(run, best, source, detail)
+    if kind == "genotype" and space is not None and space.drawing is not None:
+        return _genotype(run, space.drawing, best, source, detail)
     net = create_space(run.config["space"], **run.config["space_options"])
     if best is not None:
         arch = net.decode(best["encoding"])
@@ -183,21 +162,22 @@ def architecture_figure(run: RunData, best: Row | None) -> tuple[Figure, str] | 
         arch = net.mode(torch.logit(torch.tensor([g["keep"] for g in gates["groups"]])))
     text = net.describe(arch)
     if kind == "widths":
-        widths = resnet_widths(cast(ResNetSupNet, net), arch)
+        widths = net.figure_widths(arch)
         figure = widths_figure(widths, f"Channels kept by the {source}{detail}")
         return figure, f"{source}: channels kept per block and branch ({text})"
     return text_figure(text, f"Architecture of the {source}{detail}"), f"{source}: {text}"
 
 
-def _genotype(run: RunData, best: Row | None, source: str, detail: str) -> tuple[Figure, str]:
-    """Figure 6 (darts): the normal and reduction cells of the top-1 or of q's mode."""
+def _genotype(
+    run: RunData, parse: Callable[[str], Any], best: Row | None, source: str, detail: str
+) -> tuple[Figure, str]:
+    """Figure 6 ("genotype"): the normal and reduction cells of the top-1 or of q's mode."""
     from bayesnas.report.genotype_figure import genotype_figure
-    from bayesnas.spaces.darts.genotype import parse_genotype
 
     gates = run.gates or {}
     arch = best["architecture"] if best else gates["mode"]
     probs = {e["edge"]: e["probs"] for e in gates["edges"]} if gates else None
-    figure = genotype_figure(parse_genotype(arch), f"DARTS cells of the {source}{detail}", probs)
+    figure = genotype_figure(parse(arch), f"DARTS cells of the {source}{detail}", probs)
     return figure, f"{source}: {arch}; q = posterior probability of the op on that edge"
 
 

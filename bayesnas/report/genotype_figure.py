@@ -1,13 +1,17 @@
-"""Figure 6 (darts): the normal and the reduction cell of a DARTS genotype, drawn as DAGs."""
+"""Figure 6 ("genotype"): the normal and the reduction cell of a DARTS genotype, drawn as DAGs.
+
+The genotype comes from the space's ``drawing`` hook: anything with ``cell(kind)`` (``(op,
+input)`` pairs, two per intermediate node) and ``concat(kind)`` for kinds normal and reduce."""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch
 
 from bayesnas.report.style import new_figure
-from bayesnas.spaces.darts.genotype import CELL_KINDS, NODES, Genotype
 
 OP_COLORS = {
     "max_pool_3x3": "C4",
@@ -21,12 +25,20 @@ OP_COLORS = {
 TITLES = {"normal": "normal cell", "reduce": "reduction cell (stride 2 on edges from the inputs)"}
 
 
-def _positions() -> dict[int, tuple[float, float]]:
+class Genotype(Protocol):
+    """What the figure reads of a genotype."""
+
+    def cell(self, kind: str) -> tuple[tuple[str, int], ...]: ...
+
+    def concat(self, kind: str) -> tuple[int, ...]: ...
+
+
+def _positions(nodes: int) -> dict[int, tuple[float, float]]:
     """Node -> (x, y): the two cell inputs left, intermediate nodes zigzag, the output right."""
     places = {0: (0.0, 2.4), 1: (0.0, -2.4)}
-    for node in range(NODES):
+    for node in range(nodes):
         places[node + 2] = (3.0 + 2.6 * node, 1.5 if node % 2 == 0 else -1.5)
-    places[NODES + 2] = (3.0 + 2.6 * NODES, 0.0)
+    places[nodes + 2] = (3.0 + 2.6 * nodes, 0.0)
     return places
 
 
@@ -41,8 +53,9 @@ def _on_arc(start, end, rad: float, t: float) -> tuple[float, float]:
 def _draw_cell(
     ax: Axes, genotype: Genotype, kind: str, probs: dict[str, dict[str, float]] | None
 ) -> None:
-    places = _positions()
-    names = {0: "c_{k-2}", 1: "c_{k-1}", NODES + 2: "c_{k}\n(concat)"}
+    nodes = len(genotype.cell(kind)) // 2
+    places = _positions(nodes)
+    names = {0: "c_{k-2}", 1: "c_{k-1}", nodes + 2: "c_{k}\n(concat)"}
     circles = {}
     for node, (x, y) in places.items():
         circles[node] = Circle((x, y), 0.42, fc="white", ec="black", lw=1.4, zorder=3)
@@ -86,17 +99,17 @@ def _draw_cell(
         ax.add_patch(
             FancyArrowPatch(
                 places[node],
-                places[NODES + 2],
+                places[nodes + 2],
                 arrowstyle="-|>",
                 mutation_scale=10,
                 patchA=circles[node],
-                patchB=circles[NODES + 2],
+                patchB=circles[nodes + 2],
                 lw=1,
                 ls="--",
                 color="0.6",
             )
         )
-    ax.set_xlim(-0.8, places[NODES + 2][0] + 0.8)
+    ax.set_xlim(-0.8, places[nodes + 2][0] + 0.8)
     ax.set_ylim(-3.0, 3.0)
     ax.set_aspect("equal")
     ax.axis("off")
@@ -109,7 +122,7 @@ def genotype_figure(
     """Both cells, each op on its edge (q: posterior probability of that op on that edge);
     dashed grey: the nodes concatenated into the cell's output."""
     fig = new_figure(12, 8.6)
-    for ax, kind in zip(fig.subplots(2, 1), CELL_KINDS, strict=True):
+    for ax, kind in zip(fig.subplots(2, 1), TITLES, strict=True):
         _draw_cell(ax, genotype, kind, probs)
     fig.suptitle(title)
     return fig

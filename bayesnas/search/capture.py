@@ -12,8 +12,8 @@ A compiled graph needs shapes and control flow fixed by the time it runs, so a s
 captured only when they are:
 
 - nb201 decides per (edge, op) from each batch's draws which examples compute it (one host read
-  per forward, data-dependent shapes). Under capture it uses q's *support plan* instead
-  (``spaces/nb201_mixture.support_plan``): every op q can draw runs on the whole batch with its
+  per forward, data-dependent shapes). Under capture it uses q's *support plan* instead (the
+  space's ``support_plan`` hook): every op q can draw runs on the whole batch with its
   per-example weight, the exact mixture. It is read once per epoch, as only pruning changes it.
 - Bernoulli-gated spaces (resnet, densenet121, resnet50) multiply channels by their gates:
   static as they are.
@@ -37,7 +37,6 @@ import torch
 from bayesnas.distributed.syncbn import GlobalBatchNorm2d
 from bayesnas.errors import UserError
 from bayesnas.spaces import SuperNet
-from bayesnas.spaces.nb201.mixture import support_plan
 
 NET_CALLS = ("forward", "gated_sq_norms", "ungated_sq_norm")  # what the model asks of the net
 _TORCH_MODE = {"compile": "default", "cuda-graphs": "reduce-overhead"}
@@ -82,7 +81,7 @@ class StepCapture:
     ):
         check_device(mode, device)
         self.mode, self.net, self.gate_logits, self.note = mode, net, gate_logits, note
-        self.planned = hasattr(net, "fixed_plan")  # nb201: q's support plan makes it static
+        self.planned = net.support_plan(gate_logits) is not None  # q's support fixes shapes
         self.static = self.planned or net.layout.kind == "bernoulli"
         self.sync_bn = any(isinstance(m, GlobalBatchNorm2d) for m in net.modules())
         self.plan: list[list[Any]] | None = None  # the same object while q's support holds
@@ -101,8 +100,8 @@ class StepCapture:
     def refresh(self) -> None:
         """Read q's support again (at every epoch start: pruning may have shrunk it)."""
         if self.mode != "none" and self.planned:
-            plan = support_plan(self.gate_logits)
-            if plan != self.plan:
+            plan = self.net.support_plan(self.gate_logits)
+            if plan is not None and plan != self.plan:
                 self.plan, self.plan_key = plan, tuple(map(tuple, plan))
 
     def _eager_because(self) -> str | None:
@@ -114,9 +113,9 @@ class StepCapture:
             )
         if self.sync_bn:
             return "--sync-bn all-reduces BatchNorm statistics inside the forward: steps run eager"
-        if getattr(self.net, "aux_skip", 0.0):
+        if self.net.aux_skip:
             return "--aux-skip changes the network every step: those steps run eager"
-        if getattr(self.net, "skip_dropout", 0.0):
+        if self.net.skip_dropout:
             return "--skip-dropout changes the network every step: those steps run eager"
         return None
 
@@ -158,7 +157,7 @@ class StepCapture:
         if self.planned:
             if self.plan is None:
                 self.refresh()
-            net.fixed_plan = self.plan  # type: ignore[assignment]
+            net.fixed_plan = self.plan
         for name, call in self.calls.items():
             setattr(net, name, call)  # an instance attribute: the state dict is unchanged
         try:
@@ -167,4 +166,4 @@ class StepCapture:
             for name in self.calls:
                 net.__dict__.pop(name, None)
             if self.planned:
-                net.fixed_plan = None  # type: ignore[assignment]
+                net.fixed_plan = None

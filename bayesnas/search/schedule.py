@@ -56,13 +56,10 @@ def apply_schedule(
         guide.shared_exact = learning < 0 and c.warmup_draws == "batch"
     tau = c.tau + (c.tau_final - c.tau) * max(0, learning) / max(1, remaining - 1)
     guide.temperature = tau
-    if hasattr(program.net, "aux_skip"):
-        progress = min(1.0, max(0, learning) / max(1, remaining - 1))
-        skip = c.aux_skip * (1 - progress) if learning >= 0 else 0.0
-        program.net.aux_skip = skip  # type: ignore[assignment]
-    if hasattr(program.net, "skip_dropout"):
-        rate = c.skip_dropout * (1 - step / max(1, total_steps - 1))
-        program.net.skip_dropout = max(0.0, rate)  # type: ignore[assignment]
+    # 0 on every space but those whose record lists them (config refuses them elsewhere)
+    progress = min(1.0, max(0, learning) / max(1, remaining - 1))
+    program.net.aux_skip = c.aux_skip * (1 - progress) if learning >= 0 else 0.0
+    program.net.skip_dropout = max(0.0, c.skip_dropout * (1 - step / max(1, total_steps - 1)))
     return tau
 
 

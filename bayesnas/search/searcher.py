@@ -88,8 +88,7 @@ class Searcher:
                 f"over {self.dist.world} processes: use a multiple of {self.dist.world}"
             )
         net = self.program.net
-        if hasattr(net, "plan_reduce"):
-            net.plan_reduce = self.dist.sum_  # type: ignore[assignment]
+        net.share_plan(self.dist.sum_)  # a space that plans from the batch plans globally
         if self.config.sync_bn:
             syncbn.convert(net)
 

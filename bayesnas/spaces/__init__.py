@@ -10,7 +10,7 @@ options and its figure, and describes them in a :class:`Space` record; ``registr
 built-in spaces and registers their records (a user's own space: ``register_space(Space(...))``).
 """
 
-from bayesnas.spaces.base import Space, SpaceOption, SuperNet
+from bayesnas.spaces.base import Space, SpaceOption, SuperNet, TrainRecipe
 from bayesnas.spaces.registry import (
     all_options,
     create_space,
@@ -25,6 +25,7 @@ __all__ = [
     "Space",
     "SpaceOption",
     "SuperNet",
+    "TrainRecipe",
     "all_options",
     "create_space",
     "get_space",

@@ -24,6 +24,12 @@ class SuperNet(nn.Module, ABC):
 
     space_name: str
     layout: GateLayout
+    # set by the search's schedule each step; only a space whose record lists them in
+    # ``search_extras`` reads them (its skip ops): elsewhere the config keeps them at 0
+    aux_skip: float = 0.0
+    skip_dropout: float = 0.0
+    # q's support plan a captured step fixes (see ``support_plan``); None: decided per batch
+    fixed_plan: Any = None
 
     def __init__(self, **config: Any):
         super().__init__()
@@ -89,6 +95,35 @@ class SuperNet(nn.Module, ABC):
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
+    # -- optional hooks: the defaults say "this space has no such thing" --------------------
+
+    def gate_costs(self, metric: str, image_size: int) -> tuple[float, torch.Tensor]:
+        """``(base, per_gate)`` in millions of ``metric`` (flops or params), additive over gates
+        (``spaces/costs.py``), for the cost-aware prior; the default: no such decomposition."""
+        raise UserError(
+            f"space {self.space_name!r} reports no additive cost per gate, so it has no "
+            "cost-aware prior: search without --cost"
+        )
+
+    def latency_table(self, image_size: int) -> tuple[float, torch.Tensor] | None:
+        """``(base, per_gate)`` in ms per image on the net's device (``spaces/latency.py``);
+        None (the default): the space's latency does not add up per gate."""
+        return None
+
+    def share_plan(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Under torchrun: ``reduce`` sums a tensor over ranks, for a space that decides what to
+        compute from the batch's gates (all ranks must decide alike); the default: nothing."""
+
+    def support_plan(self, gate_logits: torch.Tensor) -> list[list[Any]] | None:
+        """What q's support lets a step compute, as fixed lists, or None (the default): a
+        captured step sets it as ``fixed_plan`` so its shapes do not depend on the batch."""
+        return None
+
+    def figure_widths(self, arch: torch.Tensor) -> list[dict[str, Any]]:
+        """The rows the report's "widths" figure draws: per block and branch, ``block``,
+        ``branch``, ``kept_in``, ``full_in``, ``kept_mid``, ``full_mid``."""
+        raise NotImplementedError(f"space {self.space_name!r} has no widths figure")
+
 
 @dataclass(frozen=True)
 class SpaceOption:
@@ -122,6 +157,29 @@ class SpaceOption:
 
 
 @dataclass(frozen=True)
+class TrainRecipe:
+    """How ``bayesnas train --arch`` trains an architecture string of a space.
+
+    - ``reads(text)``: whether ``text`` is written in this space's ``notation`` (by its form);
+    - ``parse(text)``: the canonical text and what the sub-network keeps (ValueError if
+      malformed); ``malformed`` begins the one-line error for ``--arch``;
+    - ``size``: the options of the network an ``--arch`` string trains unless told otherwise;
+    - ``presets``: train presets this space adds (its paper's protocol);
+    - ``extras``: TrainConfig fields only this space's networks use, and ``subnet_options``
+      what the training network adds to the exported one when they are set.
+    """
+
+    notation: str
+    reads: Callable[[str], bool]
+    parse: Callable[[str], tuple[str, dict[str, Any]]]
+    size: dict[str, int]
+    malformed: str = "malformed --arch"
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extras: tuple[str, ...] = ()
+    subnet_options: Callable[[dict[str, Any]], dict[str, Any]] = lambda settings: {}
+
+
+@dataclass(frozen=True)
 class Space:
     """Everything the rest of bayesnas asks of a search space, registered under ``name``.
 
@@ -132,13 +190,18 @@ class Space:
       from a JSON spec as ``cls(**config, **cls.kept(net, arch))`` and filled by
       ``weights_from(net)`` (None: the space cannot be exported).
     - ``figure``: the architecture figure of the report: "cell" (a NAS-Bench-201-style cell),
-      "widths" (channels kept per block and branch), "genotype" (a DARTS genotype's normal and
-      reduction cells), or None (the architecture as text).
+      "widths" (channels kept per block and branch, from ``SuperNet.figure_widths``),
+      "genotype" (a DARTS genotype's normal and reduction cells), or None (the text).
+    - ``drawing(text)``: for "cell", the ``(from node, to node, op)`` edges of an architecture's
+      text; for "genotype", its parsed genotype (``.normal``/``.reduce`` pairs).
     - ``sample_defect(row)``: what is wrong with a samples.jsonl row of this space (None: fine).
     - ``presets``: per search preset, the values this space sets over it (its sizes and what
       they need), applied by ``config.build_config`` when the search uses this space.
     - ``arch_priors``: the architecture priors (``bayesnas.priors``) its gates support; the
       zero-cost prior needs op gates per edge (categorical, or DARTS's pairs).
+    - ``search_extras``: SearchConfig fields only this space acts on (e.g. ``aux_skip``).
+    - ``recipe``: how ``train --arch`` reads and trains its architecture strings (None: only
+      its exports train).
     """
 
     name: str
@@ -150,6 +213,9 @@ class Space:
     sample_defect: Callable[[dict[str, Any]], str | None] | None = None
     presets: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     arch_priors: tuple[str, ...] = ("uniform",)
+    drawing: Callable[[str], Any] | None = None
+    search_extras: tuple[str, ...] = ()
+    recipe: TrainRecipe | None = None
 
     @property
     def summary(self) -> str:

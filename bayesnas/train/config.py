@@ -20,38 +20,38 @@ from bayesnas.config.search import MAX_BATCH, MAX_RATE
 from bayesnas.data import DEFAULT_AUGMENTATION, dataset_info
 from bayesnas.errors import UserError
 from bayesnas.train.sources import (
-    DEFAULT_SIZE,
     arch_fields,
+    arch_recipe,
     arch_space,
     export_fields,
+    recipe_spaces,
     search_config,
 )
 
 MODES = ("from-scratch", "fine-tune")
 # Every preset: SGD with Nesterov momentum 0.9, lr cosine per step to 0, random crop and flip
 # as the data set's default augmentation in data.py says (pad 4 and flips on CIFAR); cutout
-# only where a preset names it.
-PRESETS: dict[str, dict[str, Any]] = {
-    # NAS-Bench-201's training protocol (Dong & Yang, 2020)
-    "nb201": {"epochs": 200, "batch_size": 256, "lr": 0.1, "weight_decay": 5e-4},
+# only where a preset names it. The spaces' training recipes add their papers' protocols.
+GENERAL_PRESETS: dict[str, dict[str, Any]] = {
     # roughly 10 minutes for a C=8, N=1 cell on CIFAR-10's 50k images on an idle 2-core CPU,
     # even the costliest cell (all nor_conv_3x3); measured figures in docs/cli.md
     "short": {"epochs": 6, "batch_size": 128, "lr": 0.05, "weight_decay": 5e-4},
     # --fine-tune's default: a few gentle epochs from the inherited weights
     "finetune": {"epochs": 3, "batch_size": 128, "lr": 0.01, "weight_decay": 5e-4},
-    # DARTS's CIFAR-10 protocol for a genotype's evaluation network (Liu et al., 2019)
-    "darts": {
-        "epochs": 600,
-        "batch_size": 96,
-        "lr": 0.025,
-        "weight_decay": 3e-4,
-        "cutout": 16,
-        "drop_path": 0.2,
-        "auxiliary_weight": 0.4,
-        "grad_clip": 5.0,
-    },
 }
-DARTS_ONLY = ("drop_path", "auxiliary_weight")  # DARTS evaluation networks' training extras
+
+
+def presets() -> dict[str, dict[str, Any]]:
+    """Every train preset: the general ones, then each registered space's recipe's."""
+    found = dict(GENERAL_PRESETS)
+    for space in recipe_spaces():
+        found.update(arch_recipe(space).presets)
+    return found
+
+
+def space_extras() -> dict[str, str]:
+    """TrainConfig field -> the space whose networks alone use it (e.g. drop-path)."""
+    return {k: space for space in recipe_spaces() for k in arch_recipe(space).extras}
 
 
 @dataclass(frozen=True)
@@ -108,12 +108,14 @@ class TrainConfig:
             raise UserError(f"--auxiliary-weight must be >= 0, got {self.auxiliary_weight}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise UserError(f"--grad-clip must be > 0, got {self.grad_clip}")
-        used = [k for k in DARTS_ONLY if getattr(self, k) > 0]
-        if used and self.space != "darts":
+        owners = space_extras()
+        used = [k for k in owners if getattr(self, k) > 0 and owners[k] != self.space]
+        if used:
             names = " and ".join("--" + k.replace("_", "-") for k in used)
+            owner = owners[used[0]]
             raise UserError(
-                f"{names} train DARTS evaluation networks; this architecture is {self.space}'s: "
-                "pass a DARTS genotype or a darts export, or another --preset"
+                f"{names} train {owner}'s networks only; this architecture is {self.space}'s: "
+                f"pass a {arch_recipe(owner).notation} or a {owner} export, or another --preset"
             )
         if self.auxiliary_weight > 0 and self.mode == "fine-tune":
             raise UserError(
@@ -161,8 +163,9 @@ def resolve_config(
     if arch is not None and rank is not None:
         raise UserError("--rank picks an export of --run; it does not apply with --arch")
     preset = preset or ("finetune" if fine_tune else "short")
-    if preset not in PRESETS:
-        raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    known = presets()
+    if preset not in known:
+        raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(known)}")
     if data_root is not None and not Path(data_root).expanduser().is_dir():
         raise UserError(f"--data-root {data_root} does not exist; pass the folder holding the data")
     if run is None and arch is None:
@@ -184,7 +187,7 @@ def resolve_config(
         dataset = dataset or searched.get("dataset") or "cifar10"
         space = arch_space(arch)
         size = searched.get("space_options") if searched.get("space") == space else None
-        size = {**DEFAULT_SIZE[space], **(size or {})}
+        size = {**arch_recipe(space).size, **(size or {})}
         given = {"channels": channels, "cells": cells}
         size = {k: size[k] if v is None else v for k, v in given.items()}
         fields = arch_fields(arch, size, dataset_info(dataset))
@@ -197,14 +200,17 @@ def resolve_config(
         raise UserError(
             f"train supports the in-memory data sets (CIFAR, MNIST-likes), not {dataset}"
         )
-    settings = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    settings = {**known[preset], **{k: v for k, v in overrides.items() if v is not None}}
     cutout = settings.pop("cutout", 0) if cutout is None else cutout
     size = dataset_info(dataset).image_size
     if not 0 <= cutout <= size:
         raise UserError(f"--cutout must lie in [0, {size}] for {dataset}, got {cutout}")
     augmentation = {**DEFAULT_AUGMENTATION[dataset], "cutout": cutout}
-    if fields["space"] == "darts" and settings.get("auxiliary_weight", 0) > 0:
-        fields["subnet"] = {**fields["subnet"], "auxiliary": True}  # trained, then removed
+    if fields["space"] in recipe_spaces():  # e.g. an auxiliary head: trained, then removed
+        fields["subnet"] = {
+            **fields["subnet"],
+            **arch_recipe(fields["space"]).subnet_options(settings),
+        }
     config = TrainConfig(
         **fields,
         dataset=dataset,

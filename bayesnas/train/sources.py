@@ -1,8 +1,9 @@
 """Where ``bayesnas train``'s network comes from: an architecture string, or a search's export.
 
-An ``--arch`` string is read by its form: DARTS's ``Genotype(...)`` notation trains DARTS's
-evaluation network (space ``darts``), anything else is read as a NAS-Bench-201 cell string.
-Each returns the config fields naming the network (architecture, space, sizes, spec).
+An ``--arch`` string is read by its form: the space whose training recipe
+(``spaces.base.TrainRecipe``) reads it parses it, e.g. a NAS-Bench-201 cell string or DARTS's
+``Genotype(...)``. Each returns the config fields naming the network (architecture, space,
+sizes, spec).
 """
 
 from __future__ import annotations
@@ -16,17 +17,31 @@ from bayesnas.config import check_space_options
 from bayesnas.data import DatasetInfo, dataset_info
 from bayesnas.errors import UserError
 from bayesnas.export import ARCHITECTURE, read_export
-
-# the networks an --arch string trains when neither the options nor the search size them
-DEFAULT_SIZE = {
-    "nb201": {"channels": 16, "cells": 5},  # NAS-Bench-201's networks
-    "darts": {"channels": 36, "cells": 20},  # DARTS's CIFAR-10 evaluation network
-}
+from bayesnas.spaces import TrainRecipe, get_space, list_spaces
 
 
 def arch_space(arch: str) -> str:
-    """The space an architecture string belongs to, by its form."""
-    return "darts" if arch.lstrip().startswith("Genotype") else "nb201"
+    """The space an architecture string belongs to, by its form (each space's recipe reads
+    its own notation)."""
+    readers = [name for name in list_spaces() if (r := get_space(name).recipe) and r.reads(arch)]
+    if not readers:
+        raise UserError(
+            f"malformed --arch {arch!r}: write "
+            + " or ".join(f"a {arch_recipe(n).notation}" for n in recipe_spaces())
+        )
+    return readers[0]
+
+
+def arch_recipe(space: str) -> TrainRecipe:
+    """The training recipe of ``space`` (one whose strings ``arch_space`` recognised)."""
+    recipe = get_space(space).recipe
+    assert recipe is not None
+    return recipe
+
+
+def recipe_spaces() -> list[str]:
+    """The spaces whose architectures ``train --arch`` reads."""
+    return [name for name in list_spaces() if get_space(name).recipe is not None]
 
 
 def search_config(run: Path) -> dict[str, Any]:
@@ -46,22 +61,11 @@ def arch_fields(arch: str, size: dict[str, int], info: DatasetInfo) -> dict[str,
     space = arch_space(arch)
     check_space_options(space, size)  # before any data is read or network built
     space_config = {**size, "num_classes": info.num_classes, "in_channels": info.channels}
-    if space == "darts":
-        from bayesnas.spaces.darts.genotype import parse_genotype
-
-        try:
-            text = str(parse_genotype(arch))
-        except ValueError as exc:
-            raise UserError(f"malformed --arch genotype: {exc}") from None
-        kept: dict[str, Any] = {"genotype": text}
-    else:
-        from bayesnas.spaces.nb201.cell import OPS, from_string, to_string
-
-        try:
-            ops = from_string(arch)
-        except ValueError as exc:
-            raise UserError(f"malformed --arch: {exc}") from None
-        text, kept = to_string(ops), {"ops": [OPS[i] for i in ops]}
+    recipe = arch_recipe(space)
+    try:
+        text, kept = recipe.parse(arch)
+    except ValueError as exc:
+        raise UserError(f"{recipe.malformed}: {exc}") from None
     return {
         "architecture": text,
         "space": space,

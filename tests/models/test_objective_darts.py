@@ -17,8 +17,8 @@ from pyro.infer import TraceMeanField_ELBO
 
 from bayesnas.config import SearchConfig
 from bayesnas.program import build_program
-from bayesnas.spaces.darts.network import EDGES
 from bayesnas.spaces.darts.genotype import NODES, OPS
+from bayesnas.spaces.darts.network import EDGES
 
 N, L2 = 5000, 50.0
 

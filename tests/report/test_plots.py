@@ -25,11 +25,10 @@ from bayesnas.report import (
     summary_text,
     write_index,
 )
-from bayesnas.report.architecture import cell_edges, resnet_widths
 from bayesnas.search import run_search
 from bayesnas.selection.sample import SampleConfig, sample
 from bayesnas.spaces import create_space
-from bayesnas.spaces.nb201.cell import EDGES, OPS, from_string
+from bayesnas.spaces.nb201.cell import EDGES, OPS, edges_of, from_string
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 SPACES = {"nb201": {"channels": 2, "cells": 1}, "resnet": {"width": 2, "blocks": 1}}
@@ -163,13 +162,13 @@ def test_drop_fractions_agree_with_the_space():
     fractions = plots.drop_fractions(gates)
     assert fractions["channels_expected"] == pytest.approx(gates["expected_channels_dropped"])
     mode = net.mode(logits)
-    widths = resnet_widths(net, mode)
+    widths = net.figure_widths(mode)
     assert fractions["branches_mode"] == np.mean([w["kept_mid"] == 0 for w in widths]) == 0.5
     assert fractions["channels_mode"] == pytest.approx(1 - float(mode.mean()))
     torch.manual_seed(0)
     keep = torch.sigmoid(net.layout.expand_logits(logits))
     draws = torch.bernoulli(keep.expand(2000, -1))
-    removed = [np.mean([w["kept_mid"] == 0 for w in resnet_widths(net, d)]) for d in draws]
+    removed = [np.mean([w["kept_mid"] == 0 for w in net.figure_widths(d)]) for d in draws]
     assert fractions["branches_expected"] == pytest.approx(np.mean(removed), abs=0.03)
 
 
@@ -177,12 +176,12 @@ def test_architecture_data_is_the_top_candidate(runs):
     calls, _ = latest_calls(load_run(runs["resnet"]).samples)
     best = max((r for rows in calls.values() for r in rows), key=lambda r: r["val_acc"])
     net = create_space("resnet", **SPACES["resnet"])
-    widths = resnet_widths(net, net.decode(best["encoding"]))
+    widths = net.figure_widths(net.decode(best["encoding"]))
     described = re.findall(r"(\d+|-)", re.sub(r"s\d: ", "", best["architecture"]))
     assert [str(w["kept_mid"] or "-") for w in widths] == described
     assert all(w["full_mid"] == 2 * 2 ** (int(w["block"][1]) - 1) for w in widths)
     mode = load_run(runs["nb201"]).posterior["mode"]
-    edges = cell_edges(mode)
+    edges = edges_of(mode)
     assert [(s, t) for s, t, _ in edges] == [(s, t) for t, s in EDGES]
     assert tuple(OPS.index(op) for _, _, op in edges) == from_string(mode)
 

@@ -163,6 +163,9 @@ def test_steps_that_cannot_be_captured_run_eager_with_one_note() -> None:
         gated_sq_norms=None,
         ungated_sq_norm=None,
         modules=lambda: iter(()),
+        support_plan=lambda gate_logits: None,  # SuperNet's defaults
+        aux_skip=0.0,
+        skip_dropout=0.0,
     )
     other = StepCapture("compile", dynamic, logits, torch.device("cpu"), notes.append)  # type: ignore[arg-type]
     synced_program = build_program(

@@ -11,9 +11,9 @@ from helpers import count
 
 from bayesnas.gates.pairs import PairGate
 from bayesnas.spaces import create_space
+from bayesnas.spaces.darts.genotype import NODES, parse_genotype
 from bayesnas.spaces.darts.network import EDGES, STRUCTURE, gates_of
 from bayesnas.spaces.darts.subnet import DartsNetwork
-from bayesnas.spaces.darts.genotype import NODES, parse_genotype
 from bayesnas.spaces.subnet import build_subnet, subnet_from_spec, subnet_spec
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bayesnas.spaces.base import Space, SpaceOption
+from bayesnas.spaces.base import Space, SpaceOption, TrainRecipe
 from bayesnas.spaces.darts.genotype import parse_genotype
 from bayesnas.spaces.darts.network import UNMEASURED_PRIOR, DartsSearchNet, darts
 from bayesnas.spaces.darts.subnet import DartsNetwork
@@ -16,6 +16,12 @@ def _sample_defect(row: dict[str, Any]) -> str | None:
     except ValueError as exc:
         return f"architecture {row['architecture']!r} is not a DARTS genotype ({exc})"
     return None
+
+
+def _read_genotype(text: str) -> tuple[str, dict[str, str]]:
+    """The canonical text of a genotype, which is also what its network keeps."""
+    canonical = str(parse_genotype(text))
+    return canonical, {"genotype": canonical}
 
 
 SPACE = Space(
@@ -54,4 +60,28 @@ SPACE = Space(
         "bench": {"space_options": {"channels": 16, "cells": 8}, **UNMEASURED_PRIOR},
     },
     arch_priors=("uniform", "zero-cost"),
+    drawing=parse_genotype,
+    recipe=TrainRecipe(
+        notation="DARTS genotype",
+        reads=lambda text: text.lstrip().startswith("Genotype"),
+        parse=_read_genotype,
+        malformed="malformed --arch genotype",
+        size={"channels": 36, "cells": 20},  # DARTS's CIFAR-10 evaluation network
+        # DARTS's CIFAR-10 protocol for a genotype's evaluation network (Liu et al., 2019)
+        presets={
+            "darts": {
+                "epochs": 600,
+                "batch_size": 96,
+                "lr": 0.025,
+                "weight_decay": 3e-4,
+                "cutout": 16,
+                "drop_path": 0.2,
+                "auxiliary_weight": 0.4,
+                "grad_clip": 5.0,
+            }
+        },
+        extras=("drop_path", "auxiliary_weight"),  # its evaluation networks' training extras
+        # the auxiliary head is trained, then removed from the export
+        subnet_options=lambda s: {"auxiliary": True} if s.get("auxiliary_weight", 0) > 0 else {},
+    ),
 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bayesnas.spaces.base import Space, SpaceOption
-from bayesnas.spaces.nb201.cell import from_string
+from bayesnas.spaces.base import Space, SpaceOption, TrainRecipe
+from bayesnas.spaces.nb201.cell import edges_of, from_string, read_cell
 from bayesnas.spaces.nb201.network import NB201Net, nb201
 from bayesnas.spaces.nb201.subnet import NB201SubNet
 
@@ -30,4 +30,14 @@ SPACE = Space(
     figure="cell",
     sample_defect=_sample_defect,
     arch_priors=("uniform", "zero-cost"),
+    drawing=edges_of,
+    search_extras=("aux_skip", "skip_dropout"),
+    recipe=TrainRecipe(
+        notation="NAS-Bench-201 cell",
+        reads=lambda text: text.lstrip().startswith("|"),
+        parse=read_cell,
+        size={"channels": 16, "cells": 5},  # NAS-Bench-201's networks
+        # NAS-Bench-201's training protocol (Dong & Yang, 2020)
+        presets={"nb201": {"epochs": 200, "batch_size": 256, "lr": 0.1, "weight_decay": 5e-4}},
+    ),
 )

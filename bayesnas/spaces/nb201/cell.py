@@ -68,3 +68,16 @@ def from_string(text: str) -> tuple[int, ...]:
                 raise ValueError(f"bad edge {entry!r} into node {node}: want op~{src}, op in {OPS}")
             ops.append(OPS.index(name))
     return tuple(ops)
+
+
+def edges_of(text: str) -> list[tuple[int, int, str]]:
+    """(from node, to node, op name) of every edge of a NAS-Bench-201 string (the report's
+    "cell" figure); ValueError if ``text`` is not one."""
+    return [(src, to, OPS[op]) for (to, src), op in zip(EDGES, from_string(text), strict=True)]
+
+
+def read_cell(text: str) -> tuple[str, dict[str, list[str]]]:
+    """The canonical string of a cell and its op per edge (``train --arch``); ValueError if
+    ``text`` is not a cell."""
+    ops = from_string(text)
+    return to_string(ops), {"ops": [OPS[i] for i in ops]}

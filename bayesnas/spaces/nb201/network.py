@@ -18,8 +18,9 @@ from bayesnas.gates import GateLayout
 from bayesnas.spaces.base import SuperNet
 from bayesnas.spaces.layers import BoxAverage3x3, ReLUConvBN, ResidualReduction
 from bayesnas.spaces.nb201 import cell as notation
+from bayesnas.spaces.nb201 import costs
 from bayesnas.spaces.nb201.cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, from_string
-from bayesnas.spaces.nb201.mixture import ALL, NO_ROWS, ONLY, Rows, mixture_plan
+from bayesnas.spaces.nb201.mixture import ALL, NO_ROWS, ONLY, Rows, mixture_plan, support_plan
 
 
 class Cell(nn.Module):
@@ -122,12 +123,9 @@ class NB201Net(SuperNet):
             channels=channels, cells=cells, num_classes=num_classes, in_channels=in_channels
         )
         self.layout = GateLayout("categorical", (len(EDGES), len(OPS)))
-        self.aux_skip = 0.0  # weight of DARTS-'s auxiliary skip in training; set by the search
-        self.skip_dropout = 0.0  # P-DARTS's dropout rate after skip ops in training; likewise
-        # a data-parallel search sets this to its sum over ranks: see ``mixture_plan``
-        self.plan_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
-        # a captured step sets q's support plan here: static shapes, no host read per forward
-        self.fixed_plan: list[list[Rows]] | None = None
+        # aux_skip (DARTS-'s auxiliary skip) and skip_dropout (P-DARTS's dropout after skip
+        # ops) are set by the search's schedule; fixed_plan by a captured step (``support_plan``)
+        self.plan_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None  # ``share_plan``
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
         )
@@ -162,6 +160,20 @@ class NB201Net(SuperNet):
     def forward_architecture(self, images: torch.Tensor, arch: torch.Tensor) -> torch.Tensor:
         ops = tuple(int(i) for i in arch.argmax(-1).tolist())
         return self._run(images, lambda cell, x: cell.forward_ops(x, ops))
+
+    def share_plan(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Ops run are chosen from the global batch's counts (``mixture_plan``)."""
+        self.plan_reduce = reduce
+
+    def support_plan(self, gate_logits: torch.Tensor) -> list[list[Rows]]:
+        """Every op q can draw runs on the whole batch: static shapes, no host read per step."""
+        return support_plan(gate_logits)
+
+    def gate_costs(self, metric: str, image_size: int) -> tuple[float, torch.Tensor]:
+        return costs.gate_costs(self, metric, image_size)
+
+    def latency_table(self, image_size: int) -> tuple[float, torch.Tensor]:
+        return costs.latency_table(self, image_size)
 
     def cells(self) -> list[Cell]:
         return [layer for layer in self.layers if isinstance(layer, Cell)]

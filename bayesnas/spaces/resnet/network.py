@@ -19,6 +19,7 @@ from torch import nn
 from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
 from bayesnas.spaces.base import SuperNet
+from bayesnas.spaces.costs import conv_slice_costs
 from bayesnas.spaces.layers import batch_norm_subset
 
 
@@ -182,6 +183,29 @@ class ResNetSupNet(SuperNet):
                 widths.append("+".join(str(m) if m else "-" for m in mids))
             stages.append(f"s{stage + 1}: " + " ".join(widths))
         return " | ".join(stages)
+
+    def gate_costs(self, metric: str, image_size: int) -> tuple[float, torch.Tensor]:
+        """Each channel gate charges the weight slice it switches (``conv_slice_costs``)."""
+        return conv_slice_costs(self, self.convs, metric, image_size)
+
+    def figure_widths(self, arch: torch.Tensor) -> list[dict[str, Any]]:
+        """Per block and branch of ``arch``: kept input and middle channels, the full widths."""
+        net, arch = self, self.canonical(arch)
+        names = net.group_names()
+        rows = []
+        for conv in range(0, len(net.convs), 2):
+            kept = [int(arch[net.offsets[c] : net.offsets[c + 1]].sum()) for c in (conv, conv + 1)]
+            rows.append(
+                {
+                    "block": names[conv].rsplit(".", 2)[0],
+                    "branch": int(names[conv].split(".br")[1][0]),
+                    "kept_in": kept[0],
+                    "full_in": net.convs[conv].in_channels,
+                    "kept_mid": kept[1],
+                    "full_mid": net.convs[conv + 1].in_channels,
+                }
+            )
+        return rows
 
     def count_parameters(self, arch: torch.Tensor) -> int:
         arch = self.canonical(arch)

@@ -21,6 +21,7 @@ from torch import nn
 from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
 from bayesnas.spaces.base import SuperNet
+from bayesnas.spaces.costs import conv_slice_costs
 from bayesnas.spaces.keep_gates import decode_bits, encode_bits, keep_statistics
 from bayesnas.spaces.layers import batch_norm_subset, imagenet_stem
 
@@ -184,6 +185,10 @@ class ResNet50SupNet(SuperNet):
             text = "+".join(str(k) if k else "-" for k in kept[3 * b : 3 * b + 3])
             stages.setdefault(stage, []).append(text)
         return " | ".join(f"s{s + 1}: " + " ".join(blocks) for s, blocks in stages.items())
+
+    def gate_costs(self, metric: str, image_size: int) -> tuple[float, torch.Tensor]:
+        """Each channel gate charges the weight slice it switches (``conv_slice_costs``)."""
+        return conv_slice_costs(self, self.convs, metric, image_size)
 
     def count_parameters(self, arch: torch.Tensor) -> int:
         total = sum(p.numel() for p in self.parameters())
