@@ -33,7 +33,7 @@ def run_search(
     announce: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Start (or resume) a search in ``run_dir``; returns a summary of its posterior."""
-    if resume and force:
+    if resume and force:  # the one check of it: `bayesnas search` passes both flags here
         raise UserError(
             "--force and --resume contradict each other: --resume continues a run, "
             "--force starts it over; pass one"
