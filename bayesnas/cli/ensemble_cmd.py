@@ -6,9 +6,11 @@ from typing import Any
 
 import click
 
-from bayesnas.cli.options import PATH, POSITIVE_INT, SEED
+from bayesnas.cli.options import PATH, POSITIVE_INT, SEED, default_of
 from bayesnas.config.search import MAX_BATCH
-from bayesnas.selection.ensemble import MAX_MEMBERS
+from bayesnas.selection.ensemble import MAX_MEMBERS, EnsembleConfig
+from bayesnas.selection.members import SOURCES, WEIGHTINGS
+from bayesnas.selection.rank import BN_MODES
 
 
 @click.command()
@@ -16,31 +18,31 @@ from bayesnas.selection.ensemble import MAX_MEMBERS
 @click.option(
     "--members",
     type=click.IntRange(1, MAX_MEMBERS),
-    default=5,
+    default=default_of(EnsembleConfig, "members"),
     show_default=True,
     help="K, the ensemble's size.",
 )
 @click.option(
     "--from",
     "source",
-    type=click.Choice(["samples", "posterior"]),
-    default="samples",
+    type=click.Choice(SOURCES),
+    default=default_of(EnsembleConfig, "source"),
     show_default=True,
     help="samples: the top-K distinct candidates of samples.jsonl by validation accuracy; "
     "posterior: K fresh draws from q (the Monte Carlo posterior predictive).",
 )
 @click.option(
     "--weights",
-    type=click.Choice(["uniform", "posterior"]),
-    default="uniform",
+    type=click.Choice(WEIGHTINGS),
+    default=default_of(EnsembleConfig, "weights"),
     show_default=True,
     help="uniform: 1/K per member (per draw); posterior: q(architecture) normalised over the "
     "distinct members.",
 )
 @click.option(
     "--bn",
-    type=click.Choice(["stats", "recalibrate"]),
-    default="stats",
+    type=click.Choice(BN_MODES),
+    default=default_of(EnsembleConfig, "bn"),
     show_default=True,
     help="stats: the super-network's BatchNorm statistics; recalibrate: re-estimate them per "
     "member on training batches.",
@@ -53,7 +55,7 @@ from bayesnas.selection.ensemble import MAX_MEMBERS
 @click.option(
     "--batch-size",
     type=click.IntRange(1, MAX_BATCH),
-    default=256,
+    default=default_of(EnsembleConfig, "batch_size"),
     show_default=True,
     help="Images per batch.",
 )
@@ -61,15 +63,27 @@ from bayesnas.selection.ensemble import MAX_MEMBERS
     "--val-size", type=POSITIVE_INT, help="Score on the first this-many validation images [all]."
 )
 @click.option(
-    "--seed", type=SEED, default=0, show_default=True, help="Seed of the --from posterior draws."
+    "--seed",
+    type=SEED,
+    default=default_of(EnsembleConfig, "seed"),
+    show_default=True,
+    help="Seed of the --from posterior draws.",
 )
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option(
-    "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar."
+    "--device",
+    default=default_of(EnsembleConfig, "device"),
+    show_default=True,
+    help="auto | cpu | cuda | cuda:N.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=default_of(EnsembleConfig, "progress"),
+    show_default=True,
+    help="Show a progress bar.",
 )
 def ensemble(**opts: Any) -> None:
     """Average the predicted probabilities of K sampled sub-networks (Bayesian model averaging)."""
-    from bayesnas.selection.ensemble import ENSEMBLE, EnsembleConfig
+    from bayesnas.selection.ensemble import ENSEMBLE
     from bayesnas.selection.ensemble import ensemble as run_ensemble
 
     run_dir, report = run_ensemble(EnsembleConfig(**opts))

@@ -8,6 +8,7 @@ import click
 
 from bayesnas.cli.options import PATH
 from bayesnas.errors import UserError
+from bayesnas.export.deploy import DEPLOY_FILES
 
 
 @click.command()
@@ -20,7 +21,7 @@ from bayesnas.errors import UserError
     help="Which exported candidate (export/rank-K/).",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True
+    "--format", "fmt", type=click.Choice(list(DEPLOY_FILES)), default="onnx", show_default=True
 )
 @click.option("--out", type=PATH, help="Output file [in export/rank-K/].")
 @click.option(

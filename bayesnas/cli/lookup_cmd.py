@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from bayesnas.cli.options import PATH
+from bayesnas.selection.lookup import DEFAULT_HP, HPS
 
 
 @click.command()
@@ -21,10 +22,10 @@ from bayesnas.cli.options import PATH
 )
 @click.option(
     "--hp",
-    type=click.Choice(["12", "200"]),
-    default="200",
+    type=click.Choice(HPS),
+    default=DEFAULT_HP,
     show_default=True,
-    help="The benchmark's training schedule: 12 or 200 epochs.",
+    help=f"The benchmark's training schedule: {' or '.join(HPS)} epochs.",
 )
 def lookup(run: Path | None, arch: str | None, benchmark: Path, hp: str) -> None:
     """Print benchmark accuracies of a run's sampled and exported architectures (nb201)."""

@@ -1,4 +1,5 @@
-"""What the CLI shares: option types, defaults and preset values in help, space flags."""
+"""What the CLI shares: option types, defaults read from the configs, preset values in help,
+space flags."""
 
 from __future__ import annotations
 
@@ -25,6 +26,15 @@ class NonEmptyPath(click.Path):
 
 
 PATH = NonEmptyPath(path_type=Path)
+
+
+def default_of(config: type, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``config``: an option's default is declared
+    there once, and the option reads it."""
+    default = {field.name: field.default for field in dataclasses.fields(config)}[name]
+    if default is dataclasses.MISSING:  # a required field or a default_factory: no one value
+        raise TypeError(f"{config.__name__}.{name} has no plain default")
+    return default
 
 
 def space_names() -> list[str]:

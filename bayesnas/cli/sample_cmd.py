@@ -6,9 +6,12 @@ import os
 
 import click
 
-from bayesnas.cli.options import PATH, POSITIVE_INT, SEED
+from bayesnas.cli.options import PATH, POSITIVE_INT, SEED, default_of
 from bayesnas.config.search import MAX_BATCH, MAX_RATE
-from bayesnas.selection.sample import MAX_DRAWS, MAX_FINE_TUNE_STEPS
+from bayesnas.selection.budget import MAX_ROUNDS
+from bayesnas.selection.posterior import SAMPLERS
+from bayesnas.selection.rank import BN_MODES
+from bayesnas.selection.sample import DEFAULT_TOP_K, MAX_DRAWS, MAX_FINE_TUNE_STEPS, SampleConfig
 from bayesnas.selection.scorers import SCORERS
 
 
@@ -18,7 +21,7 @@ from bayesnas.selection.scorers import SCORERS
     "--n",
     "n",
     type=click.IntRange(1, MAX_DRAWS),
-    default=20,
+    default=default_of(SampleConfig, "n"),
     show_default=True,
     help="Architectures to draw.",
 )
@@ -26,12 +29,12 @@ from bayesnas.selection.scorers import SCORERS
     "--top-k",
     type=click.IntRange(min=0),
     help="Export the k best as export/rank-K/, replacing an earlier export; 0 keeps it.  "
-    "[default: 5, or --n if fewer]",
+    f"[default: {DEFAULT_TOP_K}, or --n if fewer]",
 )
 @click.option(
     "--sampler",
-    type=click.Choice(["posterior", "uniform", "fixed-dropout"]),
-    default="posterior",
+    type=click.Choice(SAMPLERS),
+    default=default_of(SampleConfig, "sampler"),
     show_default=True,
     help="posterior: the learned q; uniform: uniform over the space; fixed-dropout: "
     "one drop rate for every group (resnet).",
@@ -43,8 +46,8 @@ from bayesnas.selection.scorers import SCORERS
 )
 @click.option(
     "--bn",
-    type=click.Choice(["stats", "recalibrate"]),
-    default="stats",
+    type=click.Choice(BN_MODES),
+    default=default_of(SampleConfig, "bn"),
     show_default=True,
     help="stats: the super-network's BatchNorm statistics (paper); recalibrate: "
     "re-estimate them per candidate on training batches.",
@@ -52,7 +55,7 @@ from bayesnas.selection.scorers import SCORERS
 @click.option(
     "--fine-tune-steps",
     type=click.IntRange(0, MAX_FINE_TUNE_STEPS),
-    default=0,
+    default=default_of(SampleConfig, "fine_tune_steps"),
     show_default=True,
     help="Score each candidate after this many SGD steps of its sub-network from the inherited "
     "weights (same training batches for all; the export keeps the tuned weights). 0: score the "
@@ -61,14 +64,14 @@ from bayesnas.selection.scorers import SCORERS
 @click.option(
     "--fine-tune-lr",
     type=click.FloatRange(0, MAX_RATE, min_open=True),
-    default=0.05,
+    default=default_of(SampleConfig, "fine_tune_lr"),
     show_default=True,
     help="Starting learning rate of --fine-tune-steps (cosine to 0, Nesterov 0.9).",
 )
 @click.option(
     "--batch-size",
     type=click.IntRange(1, MAX_BATCH),
-    default=256,
+    default=default_of(SampleConfig, "batch_size"),
     show_default=True,
     help="Images per batch when scoring candidates and re-estimating BatchNorm.",
 )
@@ -80,7 +83,7 @@ from bayesnas.selection.scorers import SCORERS
 @click.option(
     "--seed",
     type=SEED,
-    default=0,
+    default=default_of(SampleConfig, "seed"),
     show_default=True,
     help="Seed of the draws: the same seed draws the same architectures.",
 )
@@ -88,7 +91,7 @@ from bayesnas.selection.scorers import SCORERS
     "--max-params",
     type=click.FloatRange(min=0, min_open=True),
     help="Keep only draws whose exported network has at most this many M parameters; others "
-    "are rejected and redrawn (at most 20 x n draws) [no limit].",
+    f"are rejected and redrawn (at most {MAX_ROUNDS} x n draws) [no limit].",
 )
 @click.option(
     "--max-flops",
@@ -104,16 +107,20 @@ from bayesnas.selection.scorers import SCORERS
     + ".  [default: inherited; log-q for a search with --arch-prior zero-cost, zero-cost for "
     "one of --epochs 0, whose weights are untrained]",
 )
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option(
+    "--device",
+    default=default_of(SampleConfig, "device"),
+    show_default=True,
+    help="auto | cpu | cuda | cuda:N.",
+)
 @click.option(
     "--progress/--no-progress",
-    default=True,
+    default=default_of(SampleConfig, "progress"),
     show_default=True,
     help="Show a progress bar on stderr.",
 )
 def sample(**opts) -> None:
     """Draw (architecture, weights) pairs from the posterior, rank them, export the best."""
-    from bayesnas.selection.sample import SampleConfig
     from bayesnas.selection.sample import sample as run_sample
 
     run_dir, rows = run_sample(SampleConfig(**opts))

@@ -18,7 +18,10 @@ from bayesnas.cli.options import (
     space_option_table,
 )
 from bayesnas.cli.prior_options import prior_flags
+from bayesnas.config.presets import PRESET_PURPOSE
 from bayesnas.config.search import (
+    CAPTURE_MODES,
+    COSTS,
     MAX_BATCH,
     MAX_COST_WEIGHT,
     MAX_EPOCHS,
@@ -27,6 +30,7 @@ from bayesnas.config.search import (
     MAX_RATE,
     MAX_TAU,
     MAX_WORKERS,
+    SEARCH_SAMPLERS,
     WARMUP_DRAWS,
 )
 from bayesnas.errors import UserError
@@ -51,7 +55,7 @@ def temperature() -> click.FloatRange:
 @click.option("--space", help=f"Search space: {' | '.join(space_names())}.")
 @click.option(
     "--preset",
-    type=click.Choice(["quick", "cpu", "zero-cost", "bench", "paper", "paper-mi"]),
+    type=click.Choice(list(PRESET_PURPOSE)),  # every preset, in the order --help tells them
     help="quick: minutes on a laptop CPU, any data set (Fashion-MNIST by default); cpu: the "
     "CIFAR-10 search for a 2-core CPU (at most 30 min); zero-cost: no training, q is the "
     "zero-cost prior (about a minute; any data set; rank with sample's default); bench: "
@@ -63,7 +67,7 @@ def temperature() -> click.FloatRange:
 )
 @click.option(
     "--sampler",
-    type=click.Choice(["posterior", "uniform"]),
+    type=click.Choice(SEARCH_SAMPLERS),
     help="posterior: learn q(architecture) by SVI; uniform: keep q uniform (baseline).",
 )
 @click.option(
@@ -130,7 +134,7 @@ def temperature() -> click.FloatRange:
 @click.option("--kl-n", type=click.IntRange(1, MAX_KL_N), help="N of Eq. 15 (the KL's scale).")
 @click.option(
     "--cost",
-    type=click.Choice(["flops", "params"]),
+    type=click.Choice(COSTS),
     help="Cost-aware architecture prior p(arch) ~ exp(-LAMBDA * cost), cost in MFLOPs or "
     "M params (needs --cost-weight).",
 )
@@ -181,7 +185,7 @@ def temperature() -> click.FloatRange:
 )
 @click.option(
     "--capture",
-    type=click.Choice(["none", "compile", "cuda-graphs"]),
+    type=click.Choice(CAPTURE_MODES),
     help="Compile the step's network calls into static graphs: compile (torch.compile, CPU or "
     "CUDA) or cuda-graphs (also replayed as CUDA graphs); nb201 then computes every op q can "
     "draw on the whole batch. Steps with dynamic shapes stay eager (one note).",
@@ -207,14 +211,10 @@ def search(**opts) -> None:
     """Estimate the posterior over (architecture, weights) of a super-network by SVI."""
     from bayesnas.config import build_config
     from bayesnas.rundir import default_run_dir
-    from bayesnas.search import run_search
+    from bayesnas.search import check_start, run_search
 
     resume, force, out, progress = (opts.pop(k) for k in ("resume", "force", "out", "progress"))
-    if resume is not None and force:
-        raise UserError(
-            "--force and --resume contradict each other: --resume continues a run, "
-            "--force starts it over; pass one"
-        )
+    check_start(resume is not None, force)
     space_options = {k: opts.pop(k) for k in space_option_table()}
     preset = opts.pop("preset")
     given = {"pad": opts.pop("crop_pad"), "flip": opts.pop("flip"), "cutout": opts.pop("cutout")}
@@ -235,7 +235,13 @@ def search(**opts) -> None:
                 "only --device may"
             )
         summary = run_search(
-            None, resume, resume=True, progress=progress, device=opts["device"], announce=announce
+            None,
+            resume,
+            resume=True,
+            force=force,
+            progress=progress,
+            device=opts["device"],
+            announce=announce,
         )
     else:
         config = build_config(

@@ -10,12 +10,13 @@ from bayesnas.cli.options import (
     POSITIVE_INT,
     SEED,
     announce,
+    default_of,
     space_option_table,
 )
 from bayesnas.config import MAX_EPOCHS
 from bayesnas.config.search import MAX_BATCH, MAX_RATE
 from bayesnas.errors import Interrupted, UserError
-from bayesnas.train.config import presets
+from bayesnas.train.config import FINE_TUNE_PRESET, TrainConfig, presets
 
 
 def preset_values(key: str, otherwise: object = None) -> str:
@@ -45,7 +46,7 @@ def preset_values(key: str, otherwise: object = None) -> str:
     "lr 0.05, batch 128 (C=8 N=1 on CIFAR-10: ~10 min on 2 CPU cores); finetune: 3 epochs, "
     "lr 0.01; darts: DARTS's CIFAR-10 protocol (600 epochs, batch 96, lr 0.025, weight decay "
     "3e-4, cutout 16, drop-path 0.2, auxiliary weight 0.4, gradient clip 5)  "
-    "[short; finetune with --fine-tune]",
+    f"[{default_of(TrainConfig, 'preset')}; {FINE_TUNE_PRESET} with --fine-tune]",
 )
 @click.option(
     "--epochs",
@@ -108,8 +109,12 @@ def preset_values(key: str, otherwise: object = None) -> str:
 @click.option(
     "--train-size", type=POSITIVE_INT, help="Train on the first this-many images only [all]."
 )
-@click.option("--seed", type=SEED, help="Seed of initialisation, data order, augmentation [0].")
-@click.option("--device", help="auto | cpu | cuda | cuda:N  [auto]")
+@click.option(
+    "--seed",
+    type=SEED,
+    help=f"Seed of initialisation, data order, augmentation [{default_of(TrainConfig, 'seed')}].",
+)
+@click.option("--device", help=f"auto | cpu | cuda | cuda:N  [{default_of(TrainConfig, 'device')}]")
 @click.option("--out", type=PATH, help="Run directory [runs/train-<name>].")
 @click.option("--resume", type=PATH, help="Continue training in this run.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run directory.")

@@ -11,6 +11,7 @@ from bayesnas.errors import UserError
 
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
 CAPTURE_MODES = ("none", "compile", "cuda-graphs")  # --capture: see bayesnas/search/capture.py
+SEARCH_SAMPLERS = ("posterior", "uniform")  # --sampler: q learned by SVI, or kept uniform
 FLOAT_FIELDS = (
     "lr", "gate_lr", "warmup", "tau", "tau_final", "init_drop", "prior_l2", "val_fraction",
     "cost_weight", "prior_strength", "likelihood_temperature",
@@ -180,8 +181,10 @@ class SearchConfig:
                 f"got {self.cost_weight} with cost {self.cost}"
             )
         self._check_prior()
-        if self.sampler not in ("posterior", "uniform"):
-            raise UserError(f"--sampler must be posterior or uniform, got {self.sampler!r}")
+        if self.sampler not in SEARCH_SAMPLERS:
+            raise UserError(
+                f"--sampler must be {' or '.join(SEARCH_SAMPLERS)}, got {self.sampler!r}"
+            )
         from bayesnas.data import DATASETS
 
         check_space_options(self.space, self.space_options)

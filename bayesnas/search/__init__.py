@@ -3,7 +3,7 @@ schedules (schedule.py), saved state (state.py), reported metrics (metrics.py) a
 torchrun, the data-parallel reductions (parallel.py)."""
 
 from bayesnas.search.metrics import NO_MODE, has_mode
-from bayesnas.search.run import run_search
+from bayesnas.search.run import check_start, run_search
 from bayesnas.search.schedule import PRUNED_LOGIT, cosine
 from bayesnas.search.searcher import Searcher
 from bayesnas.search.state import restore_threads
@@ -12,6 +12,7 @@ __all__ = [
     "NO_MODE",
     "PRUNED_LOGIT",
     "Searcher",
+    "check_start",
     "cosine",
     "has_mode",
     "restore_threads",

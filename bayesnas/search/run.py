@@ -33,11 +33,7 @@ def run_search(
     announce: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Start (or resume) a search in ``run_dir``; returns a summary of its posterior."""
-    if resume and force:
-        raise UserError(
-            "--force and --resume contradict each other: --resume continues a run, "
-            "--force starts it over; pass one"
-        )
+    check_start(resume, force)
     if resume:
         config = _saved_config(run_dir, device)
     else:
@@ -60,6 +56,16 @@ def run_search(
         posterior = _run(searcher)  # None on ranks other than 0
         summary = dist.on_main(lambda: _summary(posterior))
     return dist.broadcast(summary)  # rank 0's summary on every rank
+
+
+def check_start(resume: bool, force: bool) -> None:
+    """``resume`` and ``force`` contradict each other: the one check of it (the CLI calls it
+    before it compares a resumed run's options, the API in ``run_search``)."""
+    if resume and force:
+        raise UserError(
+            "--force and --resume contradict each other: --resume continues a run, "
+            "--force starts it over; pass one"
+        )
 
 
 def _saved_config(run_dir: Path, device: str | None) -> SearchConfig:

@@ -34,7 +34,7 @@ from bayesnas.selection.members import (
     slot_weights,
 )
 from bayesnas.selection.posterior import Posterior, load_posterior
-from bayesnas.selection.rank import batchnorm_for
+from bayesnas.selection.rank import BN_MODES, batchnorm_for
 from bayesnas.selection.sample import SampleConfig, _data
 from bayesnas.spaces import SuperNet
 
@@ -67,8 +67,8 @@ class EnsembleConfig:
             raise UserError(f"--from must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if self.weights not in WEIGHTINGS:
             raise UserError(f"--weights must be one of {', '.join(WEIGHTINGS)}")
-        if self.bn not in ("stats", "recalibrate"):
-            raise UserError(f"--bn must be stats or recalibrate, got {self.bn!r}")
+        if self.bn not in BN_MODES:
+            raise UserError(f"--bn must be {' or '.join(BN_MODES)}, got {self.bn!r}")
         if not 1 <= self.batch_size <= MAX_BATCH:
             raise UserError(f"--batch-size must lie in [1, {MAX_BATCH}], got {self.batch_size}")
         if self.val_size is not None and self.val_size < 1:

@@ -28,7 +28,8 @@ from bayesnas.errors import UserError
 from bayesnas.spaces.nb201.cell import from_string
 
 LOOKUP = "lookup.json"
-HPS = ("12", "200")
+HPS = ("12", "200")  # the benchmarks' training schedules, in epochs
+DEFAULT_HP = "200"  # the full schedule, whose accuracies papers report
 # (API data set, metric key of get_more_info, the column it becomes)
 COLUMNS = (
     ("cifar10-valid", "valid-accuracy", "cifar10_valid"),
@@ -220,10 +221,10 @@ def _searched_space(run_dir: Path) -> Any:
     return config.get("space") if isinstance(config, dict) else None
 
 
-def lookup(run: Path | None, arch: str | None, benchmark: Path, hp: str = "200") -> dict:
+def lookup(run: Path | None, arch: str | None, benchmark: Path, hp: str = DEFAULT_HP) -> dict:
     """Look the run's (or one) architectures up; writes lookup.json into the run."""
     if hp not in HPS:
-        raise UserError(f"--hp must be 12 or 200 (training epochs), got {hp!r}")
+        raise UserError(f"--hp must be {' or '.join(HPS)} (training epochs), got {hp!r}")
     if arch is not None and run is not None:
         raise UserError("pass --run or --arch, not both")
     _check_benchmark_file(Path(benchmark))  # before reading the run: a missing file is not hidden

@@ -24,6 +24,10 @@ from bayesnas.selection.finetune import FineTune, fine_tuned
 from bayesnas.spaces import SuperNet
 from bayesnas.spaces.scoring import evaluate_architecture, evaluate_forward
 
+# --bn of sample and ensemble: the super-network's BatchNorm statistics, or re-estimated per
+# candidate on training batches (batchnorm_for)
+BN_MODES = ("stats", "recalibrate")
+
 
 @dataclass
 class Candidate:

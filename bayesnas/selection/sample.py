@@ -29,6 +29,7 @@ from bayesnas.selection.costs import with_costs
 from bayesnas.selection.finetune import FineTune, fine_tuned
 from bayesnas.selection.posterior import SAMPLERS, Posterior, draw_architectures, load_posterior
 from bayesnas.selection.rank import (
+    BN_MODES,
     Candidate,
     batchnorm_for,
     best_of_k,
@@ -80,8 +81,8 @@ class SampleConfig:
             raise UserError(f"--top-k must lie in [0, n={self.n}], got {self.top_k}")
         if self.sampler not in SAMPLERS:
             raise UserError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
-        if self.bn not in ("stats", "recalibrate"):
-            raise UserError(f"--bn must be stats or recalibrate, got {self.bn!r}")
+        if self.bn not in BN_MODES:
+            raise UserError(f"--bn must be {' or '.join(BN_MODES)}, got {self.bn!r}")
         if self.drop_rate is not None and self.sampler != "fixed-dropout":
             raise UserError(
                 f"--drop-rate applies to --sampler fixed-dropout only, not {self.sampler}"

@@ -29,6 +29,7 @@ from bayesnas.train.sources import (
 )
 
 MODES = ("from-scratch", "fine-tune")
+FINE_TUNE_PRESET = "finetune"  # the preset of --fine-tune when none is given
 # Every preset: SGD with Nesterov momentum 0.9, lr cosine per step to 0, random crop and flip
 # as the data set's default augmentation in data.py says (pad 4 and flips on CIFAR); cutout
 # only where a preset names it. The spaces' training recipes add their papers' protocols.
@@ -162,7 +163,7 @@ def resolve_config(
         raise UserError("--channels and --cells size an --arch network; an export's size is fixed")
     if arch is not None and rank is not None:
         raise UserError("--rank picks an export of --run; it does not apply with --arch")
-    preset = preset or ("finetune" if fine_tune else "short")
+    preset = preset or (FINE_TUNE_PRESET if fine_tune else TrainConfig.preset)
     known = presets()
     if preset not in known:
         raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(known)}")
