@@ -101,11 +101,32 @@ def imported_stages(module: Path, package: Path = PACKAGE) -> set[str]:
     return found
 
 
+def space_internals(module: Path, package: Path = PACKAGE) -> set[str]:
+    """The modules of one space's own folder (``bayesnas.spaces.<name>...``) that ``module``
+    imports: outside spaces/, a space is reached through its record and hooks only."""
+    folders = {d.name for d in (package / "spaces").iterdir() if (d / "__init__.py").is_file()}
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[:2] == ["bayesnas", "spaces"] and len(parts) > 2 and parts[2] in folders:
+                found.add(".".join(parts[:3]))
+    return found
+
+
 def violations(package: Path = PACKAGE) -> list[str]:
-    """Every wrong-way import and every circle between two stages under ``package``."""
+    """Every wrong-way import, every circle between two stages under ``package``, and every
+    import of a space's own folder from outside spaces/."""
     problems, edges = [], set()
     for module in sorted(package.rglob("*.py")):
         own = stage(module, package)
+        if own != "spaces" and (inside := space_internals(module, package)):
+            problems.append(f"{module.relative_to(package)} imports {sorted(inside)}")
         imported = imported_stages(module, package) - {own}
         forbidden = set(NEVER.get(own, ())) & imported
         if own not in ENTRY_POINTS and STAGES_BELOW_CLI in imported:
@@ -136,6 +157,8 @@ PLANTS = {  # issue 25: each of these once went unnoticed
     "relative": {"data/batches.py": "from ..selection import rank\n"},
     "cli-below-the-cli": {"report/page.py": "import bayesnas.cli\n"},
     "data-to-train": {"data/batches.py": "from bayesnas.train import config\n"},
+    "space-internals": {"report/page.py": "from bayesnas.spaces.nb201.cell import OPS\n"},
+    "space-folder": {"search/metrics.py": "from bayesnas.spaces import darts\n"},
     "circle": {
         "progress.py": "import bayesnas.errors\n",
         "errors.py": "import bayesnas.progress\n",

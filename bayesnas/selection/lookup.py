@@ -25,7 +25,7 @@ import torch
 
 from bayesnas import rundir
 from bayesnas.errors import UserError
-from bayesnas.spaces.nb201.cell import from_string
+from bayesnas.spaces import get_space
 
 LOOKUP = "lookup.json"
 HPS = ("12", "200")  # the benchmarks' training schedules, in epochs
@@ -230,7 +230,7 @@ def lookup(run: Path | None, arch: str | None, benchmark: Path, hp: str = DEFAUL
     _check_benchmark_file(Path(benchmark))  # before reading the run: a missing file is not hidden
     if arch is not None:
         try:
-            from_string(arch)
+            _read_cell(arch)
         except ValueError as exc:
             raise UserError(f"--arch is not a NAS-Bench-201 cell: {exc}") from None
         targets: list[tuple[str, str, float | None]] = [(arch, "--arch", None)]
@@ -252,3 +252,10 @@ def lookup(run: Path | None, arch: str | None, benchmark: Path, hp: str = DEFAUL
         rundir.write_json(run_dir / LOOKUP, result)
         result["path"] = str(run_dir / LOOKUP)
     return result
+
+
+def _read_cell(arch: str) -> str:
+    """The canonical string of a NAS-Bench-201 cell (the tables' space); ValueError if not."""
+    recipe = get_space("nb201").recipe
+    assert recipe is not None
+    return recipe.parse(arch)[0]

@@ -16,11 +16,12 @@ from torch import nn
 
 from bayesnas.gates import GateLayout
 from bayesnas.spaces.base import SuperNet
-from bayesnas.spaces.layers import BoxAverage3x3, ReLUConvBN, ResidualReduction
+from bayesnas.spaces.layers import BoxAverage3x3, ReLUConvBN
 from bayesnas.spaces.nb201 import cell as notation
 from bayesnas.spaces.nb201 import costs
 from bayesnas.spaces.nb201.cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, from_string
 from bayesnas.spaces.nb201.mixture import ALL, NO_ROWS, ONLY, Rows, mixture_plan, support_plan
+from bayesnas.spaces.nb201.skeleton import skeleton
 
 
 class Cell(nn.Module):
@@ -126,24 +127,8 @@ class NB201Net(SuperNet):
         # aux_skip (DARTS-'s auxiliary skip) and skip_dropout (P-DARTS's dropout after skip
         # ops) are set by the search's schedule; fixed_plan by a captured step (``support_plan``)
         self.plan_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None  # ``share_plan``
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        layers: list[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage:
-                layers.append(ResidualReduction(width, 2 * width))
-                width *= 2
-            layers.extend(Cell(width) for _ in range(cells))
-        self.layers = nn.ModuleList(layers)
-        self.head = nn.Sequential(
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(width, num_classes),
-        )
+        stem, layers, head = skeleton(channels, cells, num_classes, in_channels, Cell)
+        self.stem, self.layers, self.head = stem, nn.ModuleList(layers), head  # in this order
 
     def _run(self, images: torch.Tensor, cell_fn) -> torch.Tensor:
         x = self.stem(images)

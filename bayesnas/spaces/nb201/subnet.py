@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from bayesnas.spaces.base import SuperNet
-from bayesnas.spaces.layers import ReLUConvBN, ResidualReduction
+from bayesnas.spaces.layers import ReLUConvBN
 from bayesnas.spaces.nb201.cell import CONV1, CONV3, EDGES, NONE, OPS, POOL, SKIP, live_nodes
+from bayesnas.spaces.nb201.skeleton import skeleton
 
 _OP_KEYS = {SKIP: "skip", CONV1: "conv1x1", CONV3: "conv3x3", POOL: "pool"}
 _SUPER_KEY = re.compile(r"\.edges\.(conv1x1|conv3x3)_(\d)\.")  # sub-network key -> super's
@@ -69,24 +70,10 @@ class NB201SubNet(nn.Module):
         if len(ops) != len(EDGES) or not set(ops) <= set(OPS):
             raise ValueError(f"ops must be {len(EDGES)} names from {OPS}, got {ops!r}")
         indices = tuple(OPS.index(op) for op in ops)
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+        stem, layers, head = skeleton(
+            channels, cells, num_classes, in_channels, lambda width: SubCell(width, indices)
         )
-        layers: list[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage:
-                layers.append(ResidualReduction(width, 2 * width))
-                width *= 2
-            layers.extend(SubCell(width, indices) for _ in range(cells))
-        self.layers = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(width, num_classes),
-        )
+        self.stem, self.layers, self.head = stem, nn.Sequential(*layers), head  # in this order
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.layers(self.stem(images)))
