@@ -5,20 +5,16 @@ DrNAS and beta-DARTS, with Pyro's ELBO (Eq. 15's loss) as both steps' objective.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from bayesnas.data import Data
 from bayesnas.search import parallel
-
-if TYPE_CHECKING:
-    from bayesnas.search.searcher import Searcher
+from bayesnas.search.setup import SearchSetup
 
 HELD_OUT_ORDER = 104729  # seed offset of the held-out batch order (not the training order's)
 
 
-def gate_step(s: Searcher, data: Data, index: int) -> None:
+def gate_step(s: SearchSetup, data: Data, index: int) -> None:
     """q's step on held-out batch ``index`` (this rank's shard), in an order fixed by the seed
     alone so that a resume draws the same batches; the weights' gradients are dropped."""
     c = s.config

@@ -4,16 +4,16 @@ data (the same score selection ranks by, from ``spaces/scoring.py``)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from bayesnas.data import first_images
+from bayesnas.data import Data, first_images
 from bayesnas.errors import UserError
+from bayesnas.loop import LoopState
+from bayesnas.program import Program
+from bayesnas.search.setup import SearchSetup
 from bayesnas.spaces.scoring import evaluate_architecture
-
-if TYPE_CHECKING:
-    from bayesnas.search.searcher import Searcher
 
 NO_MODE = "no mode yet: q's gate logits are tied, so no architecture was scored"
 STATS = ("loss", "nll", "correct", "images", "steps")
@@ -44,29 +44,32 @@ def check_finite(sums: dict[str, torch.Tensor], epoch: int) -> None:
         )
 
 
-def score_mode(s: Searcher, limit: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def score_mode(
+    p: Program, val_data: Data, limit: int | None, autocast: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """q's gate statistics and its mode's validation score on the first ``limit`` images
     (None: all); no score when q has no mode (tied logits: the argmax is nobody's choice)."""
-    p = s.program
     gates = p.net.gate_statistics(p.guide.gate_logits)
     if not has_mode(p.guide.gate_logits):
         gates["mode"] = None
         return gates, {"accuracy": None, "nll": None, "images": None}
-    batches = first_images(s.val_data.eval_batches(256), limit)
-    return gates, evaluate_architecture(p.net, p.mode(), batches, autocast=s.cuda)
+    batches = first_images(val_data.eval_batches(256), limit)
+    return gates, evaluate_architecture(p.net, p.mode(), batches, autocast=autocast)
 
 
-def epoch_metrics(s: Searcher, seconds: float, images: float) -> dict[str, Any]:
+def epoch_metrics(
+    s: SearchSetup, loop: LoopState, val_data: Data, seconds: float, images: float
+) -> dict[str, Any]:
     """The metrics.jsonl row of the epoch just trained (its sums are over every rank)."""
-    sums, p = s.sums, s.program
+    sums, p = loop.sums, s.program
     steps, seen = max(1.0, float(sums["steps"])), max(1.0, float(sums["images"]))
     loss, nll = float(sums["loss"]) / steps, float(sums["nll"]) / seen
     kl = float(p.kl().detach()) / s.kl_n
-    gates, val = score_mode(s, s.config.eval_size)
-    learned = (s.epoch + 1) * s.steps_per_epoch > s.warmup_steps
+    gates, val = score_mode(p, val_data, s.config.eval_size, s.cuda)
+    learned = (loop.epoch + 1) * s.steps_per_epoch > s.warmup_steps
     return {
-        "epoch": s.epoch + 1,
-        "step": (s.epoch + 1) * s.steps_per_epoch,
+        "epoch": loop.epoch + 1,
+        "step": (loop.epoch + 1) * s.steps_per_epoch,
         "elbo": -loss,
         "nll": nll,
         "kl": kl,

@@ -14,10 +14,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from bayesnas import rundir
 from bayesnas.config import SearchConfig
 from bayesnas.data import resolve_data_root
-from bayesnas.distributed import from_env
+from bayesnas.distributed import Dist, from_env
 from bayesnas.errors import UserError
 from bayesnas.search.searcher import Searcher
 
@@ -42,13 +44,14 @@ def run_search(
         assert config is not None
         root = resolve_data_root(config.dataset, config.data_root)
         config = config.with_updates(data_root=str(root.resolve()))
-    dist, _ = from_env(config.device)
+    placement = from_env(config.device)  # this process's Dist and device, resolved once
+    dist = placement[0]
     with ExitStack() as stack:
-        if not resume:
-            searcher = Searcher(config, run_dir, progress)  # loads the data before any write
+        if not resume:  # loads the data before any write
+            searcher = Searcher(config, run_dir, progress, placement)
         dist.on_main(lambda: _claim(stack, run_dir, resume, force))
         if resume:
-            searcher = _resumed(config, run_dir, progress)
+            searcher = _resumed(config, run_dir, progress, placement)
         else:
             dist.on_main(lambda: rundir.write_json(run_dir / rundir.CONFIG, _saved(searcher)))
         if announce is not None and dist.main:
@@ -90,7 +93,9 @@ def _claim(stack: ExitStack, run_dir: Path, resume: bool, force: bool) -> None:
         rundir.check_fresh(run_dir, force)
 
 
-def _resumed(config: SearchConfig, run_dir: Path, progress: bool) -> Searcher:
+def _resumed(
+    config: SearchConfig, run_dir: Path, progress: bool, placement: tuple[Dist, torch.device]
+) -> Searcher:
     """A Searcher restored from a run's config.json and its latest checkpoint."""
     path = run_dir / rundir.POSTERIOR
     if path.is_file():
@@ -98,7 +103,7 @@ def _resumed(config: SearchConfig, run_dir: Path, progress: bool) -> Searcher:
     kind = rundir.not_a_file(path)
     if kind is not None:  # the finish would fail to rename its posterior over it
         raise UserError(f"{path} is {kind}, not a posterior: {rundir.posterior_remedy(run_dir)}")
-    searcher = Searcher(config, run_dir, progress)
+    searcher = Searcher(config, run_dir, progress, placement)
     if (run_dir / rundir.CHECKPOINT).is_file():
         searcher.load_state_dict(rundir.load_torch(run_dir / rundir.CHECKPOINT, "checkpoint"))
     return searcher

@@ -9,18 +9,19 @@ another world size is refused (its shards and random streams would differ).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from torch import nn
 
 from bayesnas import rundir
 from bayesnas.config import SearchConfig
+from bayesnas.data.loading import SearchParts
 from bayesnas.device import rng_state, set_rng_state
 from bayesnas.errors import UserError
+from bayesnas.loop import LoopState
 from bayesnas.search.parallel import batchnorm_buffers, load_batchnorm_buffers
-
-if TYPE_CHECKING:
-    from bayesnas.search.searcher import Searcher
+from bayesnas.search.setup import SearchSetup
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
@@ -32,26 +33,28 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in full.items() if k != "device"}
 
 
-def local_state(s: Searcher) -> dict[str, Any]:
+def local_state(net: nn.Module, device: torch.device) -> dict[str, Any]:
     """What only this rank holds: its random state and (without --sync-bn) its BatchNorm
     running statistics, estimated from its own shards since the last epoch end."""
-    return {"rng": rng_state(s.device), "batchnorm": batchnorm_buffers(s.program.net)}
+    return {"rng": rng_state(device), "batchnorm": batchnorm_buffers(net)}
 
 
-def checkpoint(s: Searcher, ranks: list[dict[str, Any]] | None) -> dict[str, Any]:
+def checkpoint(
+    s: SearchSetup, loop: LoopState, ranks: list[dict[str, Any]] | None
+) -> dict[str, Any]:
     """Everything an exact resume needs, as plain data (``ranks``: every rank's local state)."""
     state = {
         "format": rundir.FORMAT_VERSION,
         "kind": "checkpoint",
         "config": s.config.to_json(),
-        "epoch": s.epoch,
-        "step_in_epoch": s.step_in_epoch,
+        "epoch": loop.epoch,
+        "step_in_epoch": loop.step_in_epoch,
         "model": s.program.model.state_dict(),
         "guide": s.program.guide.state_dict(),
         "optimizer": s.optimizer.state_dict(),
         "rng": rng_state(s.device),
-        "sums": {k: float(v) for k, v in s.sums.items()},
-        "elapsed": s.elapsed,
+        "sums": {k: float(v) for k, v in loop.sums.items()},
+        "elapsed": loop.elapsed,
         "threads": torch.get_num_threads(),  # CPU results depend on it: a resume restores it
         "world_size": s.dist.world,
         "versions": rundir.versions(s.device),
@@ -61,8 +64,9 @@ def checkpoint(s: Searcher, ranks: list[dict[str, Any]] | None) -> dict[str, Any
     return state
 
 
-def restore(s: Searcher, state: dict[str, Any]) -> None:
-    """Load a checkpoint into ``s``: the shared state, then this rank's own."""
+def restore(s: SearchSetup, state: dict[str, Any]) -> LoopState:
+    """Load a checkpoint into ``s``'s program and optimizer, the shared state, then this rank's
+    own; returns where the run stands."""
     if _comparable(state.get("config", {})) != _comparable(s.config.to_json()):
         raise UserError("checkpoint.pt was written for another configuration than config.json")
     world = state.get("world_size", 1)
@@ -80,12 +84,11 @@ def restore(s: Searcher, state: dict[str, Any]) -> None:
             load_batchnorm_buffers(s.program.net, state["ranks"][s.dist.rank]["batchnorm"])
     except (KeyError, RuntimeError, ValueError, IndexError) as exc:
         raise UserError(f"checkpoint.pt does not fit this network: {str(exc)[:200]}") from None
-    s.epoch, s.step_in_epoch = state["epoch"], state["step_in_epoch"]
-    s.sums = {k: torch.tensor(v, device=s.device) for k, v in state["sums"].items()}
-    s.elapsed = state["elapsed"]
+    loop = LoopState.restored(state, s.device)
     own = state["ranks"][s.dist.rank]["rng"] if s.dist.active else state["rng"]
     set_rng_state(own, s.device)
     restore_threads(state.get("threads"))
+    return loop
 
 
 def restore_threads(threads: int | None) -> None:
@@ -100,9 +103,17 @@ def restore_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def posterior(s: Searcher, mode_text: str | None, val: dict[str, Any], gates: dict) -> dict:
+def posterior(
+    s: SearchSetup,
+    loop: LoopState,
+    data: SearchParts,
+    arch_prior_logits: torch.Tensor | None,
+    mode_text: str | None,
+    val: dict[str, Any],
+    gates: dict,
+) -> dict:
     """posterior.pt: the trained program with everything `sample` and `plot` need."""
-    p, info = s.program, s.info
+    p, info = s.program, data.info
     return {
         "format": rundir.FORMAT_VERSION,
         "kind": "posterior",
@@ -114,21 +125,21 @@ def posterior(s: Searcher, mode_text: str | None, val: dict[str, Any], gates: di
             "name": info.name,
             "num_classes": info.num_classes,
             "channels": info.channels,
-            "train_images": len(s.train_data),
-            "val_images": len(s.val_data),
-            "held_out_images": 0 if s.held_out is None else len(s.held_out),  # --gate-data
+            "train_images": len(data.train),
+            "val_images": len(data.val),
+            "held_out_images": 0 if data.held_out is None else len(data.held_out),  # --gate-data
             "image_size": info.image_size,
             "mean": list(info.mean),
             "std": list(info.std),
         },
         "net": p.net.state_dict(),
         "gate_logits": p.guide.gate_logits.detach().cpu(),
-        "arch_prior_logits": s.arch_prior_logits,  # the zero-cost prior's (None: flat)
+        "arch_prior_logits": arch_prior_logits,  # the zero-cost prior's (None: flat)
         "mode": mode_text,
         "mode_val_acc": val["accuracy"],
         "mode_val_nll": val["nll"],
         "gates": gates,
-        "seconds": s.elapsed,
+        "seconds": loop.elapsed,
         "world_size": s.dist.world,
         "versions": rundir.versions(s.device),
     }

@@ -9,8 +9,8 @@ rules: metrics.jsonl, an atomic checkpoint.pt at every epoch end and on Ctrl-C/S
 from __future__ import annotations
 
 import math
-import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,13 +18,12 @@ import pyro
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from bayesnas import rundir
 from bayesnas.device import resolve_device, rng_state, set_rng_state
-from bayesnas.errors import Interrupted, UserError
+from bayesnas.errors import UserError
 from bayesnas.export import write_trained
-from bayesnas.progress import step_bar
+from bayesnas.loop import Batch, LoopState, StepLoop
 from bayesnas.train.config import TrainConfig
 from bayesnas.train.parts import build_model, cosine, evaluate, outputs, training_data
 
@@ -32,13 +31,13 @@ RESULT = "result.json"
 CHECKPOINT_MINUTES = 10.0  # also checkpoint mid-epoch this often (epochs of big nets are long)
 
 
-class Trainer:
+class Trainer(StepLoop):
     """Trains one network in ``run_dir`` (which must already hold config.json, before run())."""
 
     def __init__(
         self, config: TrainConfig, run_dir: Path, progress: bool = True, inherit: bool = True
     ):
-        self.config, self.run_dir, self.show_progress = config, Path(run_dir), progress
+        self.config, self.show_progress = config, progress
         self.device = resolve_device(config.device)
         self.cuda = self.device.type == "cuda"
         self.train_data, self.test_data, self.info = training_data(config, self.device)
@@ -53,12 +52,9 @@ class Trainer:
             nesterov=True,
             weight_decay=config.weight_decay,
         )
-        self.steps_per_epoch = self.train_data.steps_per_epoch(config.batch_size)
-        self.total_steps = self.steps_per_epoch * config.epochs
-        self.epoch = self.step_in_epoch = 0
-        self.elapsed = 0.0
-        self.sums = self._zero_sums()
-        self._stop: int | None = None  # the signal that asked to stop
+        steps_per_epoch = self.train_data.steps_per_epoch(config.batch_size)
+        loop = LoopState(self._zero_sums())
+        super().__init__(run_dir, loop, steps_per_epoch, config.epochs, CHECKPOINT_MINUTES)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything an exact resume needs, as plain data."""
@@ -68,16 +64,17 @@ class Trainer:
             "config": self.config.to_json(),
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
-            "step": self.epoch * self.steps_per_epoch + self.step_in_epoch,
+            "step": self.global_step,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": rng_state(),
             "sums": {k: float(v) for k, v in self.sums.items()},
-            "elapsed": self.elapsed,
+            "elapsed": self.loop.elapsed,
             "versions": rundir.versions(self.device),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint: its network, optimizer, position and random state."""
         if without_device(state.get("config", {})) != without_device(self.config.to_json()):
             raise UserError("checkpoint.pt was written for another configuration than config.json")
         try:
@@ -85,20 +82,20 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise UserError(f"checkpoint.pt does not fit this network: {str(exc)[:200]}") from None
-        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
-        self.sums = {k: torch.tensor(v, device=self.device) for k, v in state["sums"].items()}
-        self.elapsed = state["elapsed"]
+        self.loop = LoopState.restored(state, self.device)
         set_rng_state(state["rng"])
 
     def _save_checkpoint(self) -> None:
+        """Write checkpoint.pt atomically."""
         rundir.save_torch(self.run_dir / rundir.CHECKPOINT, self.state_dict())
-        self._last_checkpoint = time.monotonic()
+        self._checkpointed()
 
     def _zero_sums(self) -> dict[str, torch.Tensor]:
         return {k: torch.zeros((), device=self.device) for k in ("loss", "correct", "images")}
 
-    def _step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> None:
-        """One SGD step on a batch at the learning rate of global ``step``."""
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """One SGD step on a batch at the learning rate of the global step."""
+        step = self.global_step
         for group in self.optimizer.param_groups:
             group["lr"] = cosine(self.config.lr, step, self.total_steps)
         c = self.config
@@ -118,62 +115,38 @@ class Trainer:
         self.sums["correct"] += (logits.argmax(1) == labels).sum()
         self.sums["images"] += labels.numel()
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._stop is not None:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self._stop = signum
+    def _stop_at_once(self, signum: int) -> BaseException:
+        """A second Ctrl-C stops at once."""
+        return KeyboardInterrupt()
 
     def run(self) -> dict[str, Any]:
         """Train from the current state to the last epoch, test, write the results; result.json."""
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        self._last_checkpoint = time.monotonic()
-        bar = step_bar(
-            self.total_steps,
-            self.epoch * self.steps_per_epoch + self.step_in_epoch,
-            self.show_progress,
-        )
-        try:
-            while self.epoch < self.config.epochs:
-                self._run_epoch(bar)
-        finally:
-            bar.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        with self._running(self.show_progress) as bar:
+            self._run_epochs(bar)
         return self._finish()
 
-    def _run_epoch(self, bar: tqdm) -> None:
+    def _epoch_batches(self) -> Iterable[Batch]:
+        """The epoch's batches from its next step, the epoch's drop-path rate set."""
         c = self.config
         if hasattr(self.model, "drop_path_prob"):  # DARTS: linear from 0, a function of the epoch
             cast(Any, self.model).drop_path_prob = c.drop_path * self.epoch / c.epochs
-        started = counted = time.monotonic()  # epoch start; time already added to elapsed
-        images_before = float(self.sums["images"])
-        batches = self.train_data.train_batches(
-            c.batch_size, self.epoch, c.seed, self.step_in_epoch
+        self._last_shown = 0.0  # each epoch's figures show from its first step
+        return self.train_data.train_batches(c.batch_size, self.epoch, c.seed, self.step_in_epoch)
+
+    def _postfix(self, seconds: float, images_before: float) -> str:
+        """Epoch, mean loss, training accuracy, images per second."""
+        s = {k: float(v) for k, v in self.sums.items()}
+        return (
+            f"epoch {self.epoch + 1}/{self.config.epochs} loss {s['loss'] / s['images']:.3f} "
+            f"acc {s['correct'] / s['images']:.1%} "
+            f"{(s['images'] - images_before) / seconds:.0f} img/s"
         )
-        last_shown = 0.0
-        for images, labels in batches:
-            self._step(images, labels, self.epoch * self.steps_per_epoch + self.step_in_epoch)
-            self.step_in_epoch += 1
-            bar.update(1)
-            now = time.monotonic()
-            if now - last_shown > 1.0 and not bar.disable:
-                last_shown = now
-                s = {k: float(v) for k, v in self.sums.items()}
-                bar.set_postfix_str(
-                    f"epoch {self.epoch + 1}/{c.epochs} loss {s['loss'] / s['images']:.3f} "
-                    f"acc {s['correct'] / s['images']:.1%} "
-                    f"{(s['images'] - images_before) / (now - started):.0f} img/s",
-                    refresh=False,
-                )
-            if self._stop is not None or now - self._last_checkpoint > 60 * CHECKPOINT_MINUTES:
-                self._check_finite()
-                self.elapsed, counted = self.elapsed + now - counted, now
-                self._save_checkpoint()
-                if self._stop is not None:
-                    raise Interrupted(self.run_dir, self._stop)
+
+    def _end_epoch(self, started: float, counted: float, images_before: float) -> None:
+        """Epoch end: check, log the row, checkpoint."""
         self._check_finite()
         now = time.monotonic()
-        self.elapsed += now - counted
+        self.loop.elapsed += now - counted
         s = {k: float(v) for k, v in self.sums.items()}
         seen = max(s["images"], 1.0)
         row = {
@@ -236,7 +209,7 @@ class Trainer:
             "test_images": test["images"],
             "train_images": len(self.train_data),
             "parameters": parameters,
-            "seconds": self.elapsed,
+            "seconds": self.loop.elapsed,
             "mode": c.mode,
             "preset": c.preset,
             "seed": c.seed,

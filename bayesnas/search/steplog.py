@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from bayesnas import rundir
+from bayesnas.search.setup import SearchSetup
 
 MAX_ROWS = 1000
 
@@ -26,12 +27,12 @@ def interval(total_steps: int) -> int:
 
 
 class StepLog:
-    """Takes the per-step record of one search; ``searcher`` is its ``Searcher``."""
+    """Takes the per-step record of the search ``setup`` trains in ``run_dir``."""
 
-    def __init__(self, searcher: Any):
-        self.searcher = searcher
-        self.every = interval(searcher.total_steps)
-        self.path = Path(searcher.run_dir) / rundir.STEPS
+    def __init__(self, setup: SearchSetup, run_dir: Path):
+        self.setup = setup
+        self.every = interval(setup.total_steps)
+        self.path = Path(run_dir) / rundir.STEPS
         self.rows: list[dict[str, Any]] = []
         self._before: dict[str, torch.Tensor] | None = None
 
@@ -39,29 +40,30 @@ class StepLog:
         """Drop rows of steps past ``steps_done`` (a resume runs them again)."""
         rundir.truncate_jsonl(self.path, lambda r: r.get("step", 0) <= steps_done)
 
-    def before(self, step: int) -> None:
-        """Called before global ``step`` (0-based): remember the running sums if it is logged."""
-        if step % self.every == 0 or step == self.searcher.total_steps - 1:
-            self._before = {k: v.detach().clone() for k, v in self.searcher.sums.items()}
+    def before(self, step: int, sums: dict[str, torch.Tensor]) -> None:
+        """Called before global ``step`` (0-based): remember the running ``sums`` if it is
+        logged."""
+        if step % self.every == 0 or step == self.setup.total_steps - 1:
+            self._before = {k: v.detach().clone() for k, v in sums.items()}
 
-    def after(self, step: int, tau: float) -> None:
+    def after(self, step: int, tau: float, sums: dict[str, torch.Tensor]) -> None:
         """Called after global ``step``: record its loss terms and schedules if it is logged.
         The terms stay tensors on the device until ``flush``: logging adds no host sync."""
         if self._before is None:
             return
-        s, b, p = self.searcher.sums, self._before, self.searcher.program
+        s, b, p = sums, self._before, self.setup.program
         self._before = None
         with torch.no_grad():
             terms = {
                 "loss": (s["loss"] - b["loss"]) / (s["steps"] - b["steps"]).clamp_min(1),
                 "nll": (s["nll"] - b["nll"]) / (s["images"] - b["images"]).clamp_min(1),
-                "kl": p.kl().detach() / self.searcher.kl_n,
+                "kl": p.kl().detach() / self.setup.kl_n,
             }
-        groups = self.searcher.optimizer.param_groups
+        groups = self.setup.optimizer.param_groups
         self.rows.append(
             {
                 "step": step + 1,
-                "epoch": (step + 1) / self.searcher.steps_per_epoch,
+                "epoch": (step + 1) / self.setup.steps_per_epoch,
                 **terms,
                 "lr": groups[0]["lr"],
                 "gate_lr": groups[1]["lr"] if len(groups) > 1 else None,
