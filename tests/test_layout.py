@@ -55,6 +55,8 @@ NEVER = {
     "rundir": ("data", "spaces", "program", "search", "selection", "export", "report", "train"),
     "device": ("data", "spaces", "program", "search", "selection", "export", "report", "train"),
     "distributed": ("data", "spaces", "program", "search", "selection", "export", "report"),
+    # the step loop a search and a training run share: it knows neither
+    "loop": ("data", "spaces", "priors", "program", "search", "selection", "export", "train"),
 }
 
 
