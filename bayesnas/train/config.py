@@ -189,8 +189,8 @@ def resolve_config(
         space = arch_space(arch)
         size = searched.get("space_options") if searched.get("space") == space else None
         size = {**arch_recipe(space).size, **(size or {})}
-        given = {"channels": channels, "cells": cells}
-        size = {k: size[k] if v is None else v for k, v in given.items()}
+        given = {"channels": channels, "cells": cells}  # train's size flags
+        size = {**size, **{k: v for k, v in given.items() if v is not None}}
         fields = arch_fields(arch, size, dataset_info(dataset))
         source = {"run": str(run), "rank": None, "export": None} if run is not None else None
     else:
@@ -225,6 +225,14 @@ def resolve_config(
     return config.validated()
 
 
+def _size_name(space_config: dict[str, Any]) -> str:
+    """``C<channels>N<cells>``, or every size option as ``<name><value>`` joined by '-'."""
+    size = {k: v for k, v in space_config.items() if k not in ("num_classes", "in_channels")}
+    if set(size) == {"channels", "cells"}:
+        return f"C{size['channels']}N{size['cells']}"
+    return "-".join(f"{k}{v}" for k, v in size.items())
+
+
 def default_run_dir(config: TrainConfig) -> Path:
     """runs/train-<run>-rank<K>[-finetune], or runs/train-<dataset>-C<c>N<n>-<hash of arch>."""
     source = config.source or {}
@@ -233,6 +241,5 @@ def default_run_dir(config: TrainConfig) -> Path:
         name += "-finetune" if config.mode == "fine-tune" else ""
     else:
         digest = hashlib.sha1(config.architecture.encode()).hexdigest()[:8]
-        size = config.space_config
-        name = f"{config.dataset}-C{size['channels']}N{size['cells']}-{digest}"
+        name = f"{config.dataset}-{_size_name(config.space_config)}-{digest}"
     return Path("runs") / f"train-{name}"

@@ -1,17 +1,25 @@
 """Adding a space is one module: a toy space defined here runs search, sample, export and plot.
 
 Nothing in the package names this space; config validation, the program, selection, export and
-the report all find it through the registry.
+the report all find it through the registry, and every optional hook of ``spaces/base.py`` is
+implemented here, outside the package: ``gate_costs`` (the cost-aware prior), ``latency_table``
+(sample's latency estimate), ``share_plan`` (torchrun), ``support_plan`` (captured steps),
+``figure_widths`` with ``figure="widths"`` (the report), and a ``TrainRecipe`` (``train --arch``).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 import torch.nn.functional as F
 from fakedata import write_cifar
 from torch import nn
@@ -21,19 +29,27 @@ from bayesnas.config import SearchConfig
 from bayesnas.errors import UserError
 from bayesnas.gates import GateLayout
 from bayesnas.report import plot_run, summary_text
-from bayesnas.search import run_search
+from bayesnas.search import Searcher, run_search
+from bayesnas.search.capture import StepCapture
 from bayesnas.selection.sample import SampleConfig, sample
 from bayesnas.spaces import (
     Space,
     SpaceOption,
     SuperNet,
+    TrainRecipe,
     create_space,
     list_spaces,
     register_space,
     unregister_space,
 )
+from bayesnas.spaces.costs import conv_slice_costs
+from bayesnas.train import run_train
+from bayesnas.train.config import presets, resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+CALLS: Counter[str] = Counter()  # which hooks the package called, on any toy network
 
 
 class ToyNet(SuperNet):
@@ -50,6 +66,7 @@ class ToyNet(SuperNet):
         self.head = nn.Linear(channels, num_classes)
         group_of = torch.arange(channels) * 2 // channels  # first half: group 0, second: 1
         self.layout = GateLayout("bernoulli", (channels,), group_of)
+        self.reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def _run(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.stem(images))
@@ -91,6 +108,30 @@ class ToyNet(SuperNet):
 
     def decode(self, text: str) -> torch.Tensor:
         return torch.tensor([float(c == "1") for c in text])
+
+    # -- the optional hooks ------------------------------------------------------------------
+
+    def gate_costs(self, metric: str, image_size: int) -> tuple[float, torch.Tensor]:
+        CALLS["gate_costs"] += 1
+        return conv_slice_costs(self, [self.conv], metric, image_size)
+
+    def latency_table(self, image_size: int) -> tuple[float, torch.Tensor]:
+        CALLS["latency_table"] += 1
+        return 0.5, torch.full(self.layout.shape, 0.25)
+
+    def share_plan(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.reduce = reduce
+
+    def support_plan(self, gate_logits: torch.Tensor) -> list[list[int]]:
+        return [[int(k) for k in (gate_logits > -30).tolist()]]  # the groups q may still keep
+
+    def figure_widths(self, arch: torch.Tensor) -> list[dict[str, Any]]:
+        CALLS["figure_widths"] += 1
+        kept, full = int(arch.sum()), self.config["channels"]
+        return [
+            {"block": "s1.b1", "branch": 1, "kept_in": kept, "full_in": full}
+            | {"kept_mid": kept, "full_mid": full}
+        ]
 
     def gate_statistics(self, gate_logits: torch.Tensor) -> dict[str, Any]:
         keep = torch.sigmoid(gate_logits.detach().float().cpu())
@@ -142,18 +183,35 @@ def toy(channels: int = 4, num_classes: int = 10, in_channels: int = 3) -> ToyNe
     return ToyNet(channels, num_classes, in_channels)
 
 
+def read_toy(text: str) -> tuple[str, dict[str, Any]]:
+    """``toy:0110``: the gate of each channel; the sub-network keeps the channels set."""
+    bits = text.strip().removeprefix("toy:")
+    if not bits or set(bits) - {"0", "1"}:
+        raise ValueError(f"{text!r} is not toy: and a string of 0s and 1s")
+    return "toy:" + bits, {"kept": [i for i, b in enumerate(bits) if b == "1"]}
+
+
 TOY = Space(
     name="toy",
     factory=toy,
     network=ToyNet,
     options=(SpaceOption("channels", "toy: channels of the stem and the gated conv.", 2),),
     subnet=lambda: ToySubNet,
+    figure="widths",
+    recipe=TrainRecipe(
+        notation="toy gate string",
+        reads=lambda text: text.lstrip().startswith("toy:"),
+        parse=read_toy,
+        size={"channels": 4},
+        presets={"toy-short": {"epochs": 1, "batch_size": 16, "lr": 0.05, "weight_decay": 0.0}},
+    ),
 )
 
 
 @pytest.fixture
 def toy_space():
     register_space(TOY)
+    CALLS.clear()
     yield TOY
     unregister_space("toy")
 
@@ -196,3 +254,85 @@ def test_toy_space_searches_samples_exports_and_plots(toy_space, tmp_path: Path,
     index, _ = plot_run(run, None, "png")
     assert index.is_file() and (index.parent / "06-architecture.png").is_file()
     assert "toy" in summary_text(run)
+
+
+def test_the_package_calls_the_toy_hooks(toy_space, tmp_path: Path, monkeypatch):
+    """The cost-aware prior reads ``gate_costs``, sample's latency column ``latency_table``,
+    the report's widths figure ``figure_widths``."""
+    data = tmp_path / "data"
+    write_cifar(data, "cifar10", train=64, test=8)
+    monkeypatch.setenv("BAYESNAS_DATA", str(data))
+    config = SearchConfig(
+        dataset="cifar10",
+        space="toy",
+        space_options={"channels": 4},
+        epochs=1,
+        batch_size=16,
+        cost="params",
+        cost_weight=0.5,
+        device="cpu",
+    ).validated()
+    run = tmp_path / "run"
+    run_search(config, run, progress=False)
+    assert CALLS["gate_costs"] >= 1
+    _, rows = sample(
+        SampleConfig(run=run, n=4, top_k=1, batch_size=32, device="cpu", progress=False)
+    )
+    assert CALLS["latency_table"] >= 1
+    for row in rows:  # base 0.5 ms, 0.25 ms per kept channel (the toy's table)
+        assert row["latency_ms_est"] == pytest.approx(0.5 + 0.25 * row["encoding"].count("1"))
+    plot_run(run, None, "png")
+    assert CALLS["figure_widths"] >= 1
+
+
+def test_a_captured_step_fixes_the_toy_support_plan(toy_space):
+    net = create_space("toy", channels=4)
+    logits = torch.tensor([2.0, -40.0])  # the second group pruned: q keeps only the first
+    notes: list[str] = []
+    capture = StepCapture("compile", net, logits, torch.device("cpu"), notes.append)
+    with capture.step() as captured:
+        assert captured and net.fixed_plan == [[1, 0]]
+    assert net.fixed_plan is None and notes == []
+
+
+def _toy_rank(rank: int, port: int, data_root: Path, out: Path) -> None:
+    """One rank of a 2-process job: the toy's ``share_plan`` gets a sum over both ranks."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    os.environ["BAYESNAS_DATA"] = str(data_root)
+    torch.set_num_threads(1)
+    register_space(TOY)
+    config = SearchConfig(
+        dataset="cifar10", space="toy", epochs=1, batch_size=16, device="cpu"
+    ).validated()
+    (out / f"run{rank}").mkdir()
+    searcher = Searcher(config, out / f"run{rank}", progress=False)
+    net = searcher.program.net
+    assert isinstance(net, ToyNet) and net.reduce is not None
+    torch.save(net.reduce(torch.tensor([rank + 1.0])), out / f"rank{rank}.pt")
+
+
+def test_torchrun_hands_the_toy_a_sum_over_ranks(tmp_path: Path, isolated_data_env: Path):
+    data = tmp_path / "data"
+    write_cifar(data, "cifar10", train=64, test=8)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_toy_rank, args=(port, data, tmp_path), nprocs=2, join=True)
+    for rank in (0, 1):
+        assert torch.load(tmp_path / f"rank{rank}.pt").tolist() == [3.0]  # 1 + 2
+
+
+def test_train_arch_reads_the_toy_notation(toy_space, tmp_path: Path):
+    data = tmp_path / "data"
+    write_cifar(data, "cifar10", train=64, test=16)
+    assert "toy-short" in presets()
+    config = resolve_config(arch=" toy:0110", dataset="cifar10", data_root=data, preset="toy-short")
+    assert (config.space, config.architecture, config.epochs) == ("toy", "toy:0110", 1)
+    assert config.subnet == {"space": "toy", **config.space_config, "kept": [1, 2]}
+    result = run_train(config, tmp_path / "train", progress=False)
+    assert 0 <= result["test_accuracy"] <= 1
+    model = bayesnas.load_exported(tmp_path / "train")
+    assert model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8)).shape == (1, 10)
+    with pytest.raises(UserError, match="malformed --arch: 'toy:01x' is not toy"):
+        resolve_config(arch="toy:01x", dataset="cifar10", data_root=data, preset="toy-short")
