@@ -5,6 +5,11 @@ alone with fresh weights (``subnet_from_spec``), and filled with the super-netwo
 ``build_subnet``; in eval mode it computes ``net.forward_architecture(x, arch)``. Its structure is
 fixed at construction, so ``forward(images)`` has no data-dependent control flow and exports to
 ONNX and TorchScript. Dropped ops, channels and branches hold no weights and cost nothing.
+
+A sub-network trained by ``bayesnas train`` may add training-only parts (DARTS's evaluation
+network: an auxiliary head and drop-path). Their optional hooks, each with a default for a
+plain module, are read here only: ``forward_with_auxiliary(images)`` (main and auxiliary
+logits), a ``drop_path_prob`` attribute (set per epoch) and ``without_auxiliary()``.
 """
 
 from __future__ import annotations
@@ -47,3 +52,25 @@ def _subnet_class(space: Any) -> Any:
         known = [n for n in list_spaces() if getattr(lookup(n), "subnet", None) is not None]
         raise ValueError(f"space {space!r} has no standalone sub-network; known: {known}")
     return entry.subnet()
+
+
+def training_outputs(
+    model: nn.Module, images: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Main logits, and auxiliary logits where the network has an auxiliary head in training."""
+    forward = getattr(model, "forward_with_auxiliary", None)
+    return forward(images) if forward is not None else (model(images), None)
+
+
+def set_drop_path(model: nn.Module, rate: float) -> None:
+    """The drop-path rate of this epoch, for a network that has drop-path (else nothing)."""
+    if hasattr(model, "drop_path_prob"):
+        cast(Any, model).drop_path_prob = rate
+
+
+def drop_training_parts(model: nn.Module) -> bool:
+    """Remove the parts that exist for training only (an auxiliary head); whether any did."""
+    if getattr(model, "auxiliary", None) is None:
+        return False
+    cast(Any, model).without_auxiliary()
+    return True

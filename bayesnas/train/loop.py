@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pyro
 import torch
@@ -24,6 +24,7 @@ from bayesnas.device import resolve_device, rng_state, set_rng_state
 from bayesnas.errors import UserError
 from bayesnas.export import write_trained
 from bayesnas.loop import Batch, LoopState, StepLoop
+from bayesnas.spaces.subnet import drop_training_parts, set_drop_path
 from bayesnas.train.config import TrainConfig
 from bayesnas.train.parts import build_model, cosine, evaluate, outputs, training_data
 
@@ -128,8 +129,7 @@ class Trainer(StepLoop):
     def _epoch_batches(self) -> Iterable[Batch]:
         """The epoch's batches from its next step, the epoch's drop-path rate set."""
         c = self.config
-        if hasattr(self.model, "drop_path_prob"):  # DARTS: linear from 0, a function of the epoch
-            cast(Any, self.model).drop_path_prob = c.drop_path * self.epoch / c.epochs
+        set_drop_path(self.model, c.drop_path * self.epoch / c.epochs)  # linear from 0
         self._last_shown = 0.0  # each epoch's figures show from its first step
         return self.train_data.train_batches(c.batch_size, self.epoch, c.seed, self.step_in_epoch)
 
@@ -178,8 +178,7 @@ class Trainer(StepLoop):
         c = self.config
         test = evaluate(self.model, self.test_data.eval_batches(256), autocast=self.cuda)
         subnet = c.subnet
-        if getattr(self.model, "auxiliary", None) is not None:  # training only: not exported
-            cast(Any, self.model).without_auxiliary()
+        if drop_training_parts(self.model):  # an auxiliary head: training only, not exported
             subnet = {**subnet, "auxiliary": False}
         parameters = sum(p.numel() for p in self.model.parameters())
         dataset = {

@@ -17,7 +17,7 @@ from torch import nn
 from bayesnas.data import DatasetInfo, TensorData, dataset_info, load_arrays, resolve_data_root
 from bayesnas.errors import UserError
 from bayesnas.export import read_export
-from bayesnas.spaces.subnet import subnet_from_spec
+from bayesnas.spaces.subnet import subnet_from_spec, training_outputs
 from bayesnas.train.config import TrainConfig
 
 
@@ -39,8 +39,7 @@ def build_model(config: TrainConfig, inherit: bool = True) -> nn.Module:
 
 def outputs(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Main logits, and auxiliary logits where the network has an auxiliary head in training."""
-    forward = getattr(model, "forward_with_auxiliary", None)
-    return forward(images) if forward is not None else (model(images), None)
+    return training_outputs(model, images)
 
 
 @torch.no_grad()

@@ -44,7 +44,7 @@ from bayesnas.spaces import (
 )
 from bayesnas.spaces.costs import conv_slice_costs
 from bayesnas.train import run_train
-from bayesnas.train.config import presets, resolve_config
+from bayesnas.train.config import default_run_dir, presets, resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -330,6 +330,7 @@ def test_train_arch_reads_the_toy_notation(toy_space, tmp_path: Path):
     config = resolve_config(arch=" toy:0110", dataset="cifar10", data_root=data, preset="toy-short")
     assert (config.space, config.architecture, config.epochs) == ("toy", "toy:0110", 1)
     assert config.subnet == {"space": "toy", **config.space_config, "kept": [1, 2]}
+    assert default_run_dir(config).name.startswith("train-cifar10-channels4-")
     result = run_train(config, tmp_path / "train", progress=False)
     assert 0 <= result["test_accuracy"] <= 1
     model = bayesnas.load_exported(tmp_path / "train")

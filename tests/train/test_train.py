@@ -31,7 +31,7 @@ from bayesnas.rundir import find_run
 from bayesnas.search import run_search
 from bayesnas.selection.sample import SampleConfig, sample
 from bayesnas.train import build_model
-from bayesnas.train.config import resolve_config
+from bayesnas.train.config import default_run_dir, resolve_config
 
 TIMEOUT = 300  # seconds for one training subprocess; only a hang gets near it
 EPOCHS = 4
@@ -338,3 +338,9 @@ def test_resume_after_sigkill_and_sigterm_is_exact(
     assert code == 0, err
     assert_same_training(reference[0], run)
     assert out.splitlines()[-1].split(" (")[0] == reference[1].splitlines()[-1].split(" (")[0]
+
+
+def test_default_run_dir_names_the_network_size(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./runs: --arch alone
+    config = resolve_config(arch=ALL_CONV3, dataset="cifar10", channels=8, cells=1)
+    assert default_run_dir(config).name.startswith("train-cifar10-C8N1-")
