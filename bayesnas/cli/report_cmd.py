@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from bayesnas.cli.options import PATH
+from bayesnas.rundir import PLOT_FORMATS
 
 
 @click.command()
 @click.option("--run", type=PATH, help="Run directory [newest under ./runs].")
 @click.option("--out", type=PATH, help="Output folder [RUN/plots].")
 @click.option(
-    "--format", "fmt", type=click.Choice(["png", "svg", "pdf"]), default="png", show_default=True
+    "--format", "fmt", type=click.Choice(PLOT_FORMATS), default=PLOT_FORMATS[0], show_default=True
 )
 def plot(run: Path | None, out: Path | None, fmt: str) -> None:
     """Draw the posterior diagnostics of a run (finished or still running) and an index.html."""

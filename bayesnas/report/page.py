@@ -23,7 +23,7 @@ from bayesnas.report.run import Row, RunData, latest_calls, load_run, top_candid
 from bayesnas.report.summary import summary, summary_rows
 from bayesnas.rundir import SAMPLES, find_run
 
-FORMATS = ("png", "svg", "pdf")
+FORMATS = rundir.PLOT_FORMATS
 
 INDEX = "index.html"
 

@@ -42,6 +42,7 @@ from bayesnas.rundir.atomic import (
 from bayesnas.rundir.torchfile import FORMAT_VERSION, UnsafeFile, load_torch, not_a_file
 
 __all__ = [
+    "PLOT_FORMATS",
     "DiskFull",
     "FORMAT_VERSION",
     "UnsafeFile",
@@ -67,9 +68,10 @@ CONFIG, METRICS, CHECKPOINT, POSTERIOR = (
     "posterior.pt",
 )
 STEPS, SAMPLES = "steps.jsonl", "samples.jsonl"
+PLOT_FORMATS = ("png", "svg", "pdf")  # what a run's plots/ may hold (``bayesnas plot --format``)
 _EXPORT = ("architecture.json", "weights.safetensors", "metrics.json", "model.onnx", "model.pt")
 _ENSEMBLE = ("members.json", "model.onnx")
-_FIGURES = ("index.html", "[0-9][0-9]-*.png", "[0-9][0-9]-*.svg", "[0-9][0-9]-*.pdf")
+_FIGURES = ("index.html", *(f"[0-9][0-9]-*.{fmt}" for fmt in PLOT_FORMATS))
 # what search, sample, plot, ensemble, lookup and export write into a run directory: each
 # folder (relative to the run, ``*`` matching within one name) with the files written into it.
 # ``--force`` removes exactly these, at any depth, and refuses on anything else
