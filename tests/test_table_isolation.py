@@ -33,7 +33,7 @@ def package_files() -> list[Path]:
 
 def test_the_package_is_found() -> None:
     names = {p.relative_to(PACKAGE).as_posix() for p in package_files()}
-    assert {"__init__.py", "spaces/nb201_cell.py", "selection/sample.py"} <= names
+    assert {"__init__.py", "spaces/nb201/cell.py", "selection/sample.py"} <= names
 
 
 def test_no_package_file_names_the_judging_table() -> None:
