@@ -33,6 +33,7 @@ FINE_TUNE_PRESET = "finetune"  # the preset of --fine-tune when none is given
 # Every preset: SGD with Nesterov momentum 0.9, lr cosine per step to 0, random crop and flip
 # as the data set's default augmentation in data.py says (pad 4 and flips on CIFAR); cutout
 # only where a preset names it. The spaces' training recipes add their papers' protocols.
+DEFAULT_PRESET = "short"
 GENERAL_PRESETS: dict[str, dict[str, Any]] = {
     # roughly 10 minutes for a C=8, N=1 cell on CIFAR-10's 50k images on an idle 2-core CPU,
     # even the costliest cell (all nor_conv_3x3); measured figures in docs/cli.md
@@ -67,11 +68,11 @@ class TrainConfig:
     mode: str = "from-scratch"  # from-scratch: fresh weights; fine-tune: the export's weights
     source: dict[str, Any] | None = None  # {"run", "rank", "export"} when taken from a search
     data_root: str | None = None
-    preset: str = "short"
-    epochs: int = 6
-    batch_size: int = 128
-    lr: float = 0.05  # SGD, Nesterov momentum 0.9, cosine to 0 over all steps (per step)
-    weight_decay: float = 5e-4
+    preset: str = DEFAULT_PRESET  # the four defaults below are its values
+    epochs: int = GENERAL_PRESETS[DEFAULT_PRESET]["epochs"]
+    batch_size: int = GENERAL_PRESETS[DEFAULT_PRESET]["batch_size"]
+    lr: float = GENERAL_PRESETS[DEFAULT_PRESET]["lr"]  # SGD, Nesterov 0.9, cosine to 0 per step
+    weight_decay: float = GENERAL_PRESETS[DEFAULT_PRESET]["weight_decay"]
     augmentation: dict[str, Any] = dataclasses.field(default_factory=dict)  # pad, flip, cutout
     drop_path: float = 0.0  # darts: drop-path probability reached at the last epoch (linear)
     auxiliary_weight: float = 0.0  # darts: weight of the auxiliary head's loss (0: no head)
