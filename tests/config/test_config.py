@@ -77,3 +77,12 @@ def test_presets_use_the_zero_cost_prior_only_where_it_was_measured():
         build_config("quick", space="resnet", arch_prior="zero-cost")
     with pytest.raises(UserError, match="arch-prior"):  # the whole point of this preset
         build_config("zero-cost", space="resnet")
+
+
+def test_cpu_is_quick_three_cells_deep_on_cifar10() -> None:
+    """docs/benchmarks.md measured `cpu` as `--preset quick --dataset cifar10 --cells 3`."""
+    quick = build_config("quick", dataset="cifar10", space_options={"cells": 3}).to_json()
+    cpu = build_config("cpu").to_json()
+    assert {k: v for k, v in quick.items() if k != "preset"} == {
+        k: v for k, v in cpu.items() if k != "preset"
+    }

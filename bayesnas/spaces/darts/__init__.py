@@ -55,7 +55,18 @@ SPACE = Space(
             "eval_size": 1024,
             **UNMEASURED_PRIOR,
         },
-        "cpu": UNMEASURED_PRIOR,
+        # nb201's cpu recipe before it went three cells deep (unmeasured on darts)
+        "cpu": {
+            "space_options": {"channels": 8, "cells": 1},
+            "epochs": 10,
+            "gate_lr": 0.5,
+            "warmup": 0.5,
+            "warmup_draws": "relaxed",
+            "tau_final": 0.3,
+            "train_size": 25000,
+            "augmentation": None,
+            **UNMEASURED_PRIOR,
+        },
         # DARTS's search setting: 8 cells, C=16, 50 epochs, batch 64, 25k/25k CIFAR-10
         "bench": {"space_options": {"channels": 16, "cells": 8}, **UNMEASURED_PRIOR},
     },
