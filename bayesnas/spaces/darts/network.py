@@ -6,7 +6,7 @@ nodes (the two previous cells' outputs), four intermediate nodes, 14 edges with 
 each; its output concatenates the intermediate nodes. All normal cells share one architecture
 and all reduction cells another: the gate is ``[2 (normal, reduce), 14 edges, 8 ops]``, drawn by
 ``gates.pairs.PairGate`` so that every exact draw is a genotype (two distinct inputs per node,
-one real op each). The exact sub-network is DARTS's evaluation network (``darts_subnet``).
+one real op each). The exact sub-network is DARTS's evaluation network (``darts/subnet.py``).
 """
 
 from __future__ import annotations
