@@ -511,11 +511,11 @@ def test_help_and_plain_invocation(capsys: pytest.CaptureFixture) -> None:
     # options that reject 0 do not admit it (--epochs 0 is a prior-only search)
     assert "x>=0" not in text.split("--crop-pad")[0].split("--batch-size")[1]
     epochs = (
-        "[default:50;quick:3,quickdarts:2,quickresnet:4,cpu:10,zero-cost:0,paper:1800,"
+        "[default:50;quick:3,quickdarts:2,quickresnet:4,cpu:3,cpudarts:10,zero-cost:0,paper:1800,"
         "paper-mi:1800,bench:50]"
         "[0<=x<=100000]"
     )
-    gate_lr = "[default:0.025;quick:1.0,cpu:0.5,paper:0.01,paper-mi:0.01,bench:0.1]"
+    gate_lr = "[default:0.025;quick:1.0,cpu:1.0,cpudarts:0.5,paper:0.01,paper-mi:0.01,bench:0.1]"
     assert epochs in text and gate_lr in text  # --epochs, --gate-lr
     helpless = [p.name for p in sample_command.params if not getattr(p, "help", None)]
     assert helpless == [], f"sample options without help: {helpless}"
